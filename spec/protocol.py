@@ -1,0 +1,204 @@
+"""The backend protocol: the contract every implementation under test follows.
+
+A *backend* is any module or object with some of the eight callables below.
+Arrays are NumPy arrays; ``stride``, ``dilation`` and ``kernel_size`` are
+tuples of ints with one entry per spatial dim; ``padding`` is a tuple of
+``(before, after)`` pairs; ``b`` may be None. Every function returns fresh
+arrays of the input dtype and never writes into its inputs. A callable the
+backend lacks is an operation it does not support.
+
+What a backend supports beyond that is declared by a :class:`Capabilities`
+value in the attribute ``CAPABILITIES`` (a module) or ``capabilities`` (an
+object). Without one, everything the spec defines is assumed supported. The
+conformance suite generates only inside the declared capabilities and lists
+what it therefore left uncovered. ``import reference`` is itself a backend:
+
+>>> import reference
+>>> sorted(supported_functions(reference))[:3]
+['avg_pool_backward', 'avg_pool_forward', 'conv_backward']
+>>> capabilities_of(reference).accuracy
+'direct'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, Protocol, TypeAlias
+
+import numpy as np
+from numpy.typing import NDArray
+
+from spec.accuracy import AccuracyClass
+from spec.errors import SpecError
+from spec.params import DTYPES, SPATIAL_RANKS
+from spec.shapes import Padding
+
+Array: TypeAlias = NDArray[np.floating[Any]]
+OpName: TypeAlias = Literal["conv", "max_pool", "avg_pool", "linear"]
+#: The four operations and their forward / backward function names.
+OPERATIONS: dict[OpName, tuple[str, str]] = {
+    "conv": ("conv_forward", "conv_backward"),
+    "max_pool": ("max_pool_forward", "max_pool_backward"),
+    "avg_pool": ("avg_pool_forward", "avg_pool_backward"),
+    "linear": ("linear_forward", "linear_backward"),
+}
+FUNCTION_NAMES: tuple[str, ...] = tuple(name for pair in OPERATIONS.values() for name in pair)
+
+
+class ConvForward(Protocol):
+    def __call__(
+        self, x: Array, w: Array, b: Array | None, *,
+        stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...], groups: int,
+    ) -> Array: ...
+
+
+class ConvBackward(Protocol):
+    def __call__(
+        self, x: Array, w: Array, dy: Array, *,
+        stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...], groups: int,
+    ) -> tuple[Array, Array, Array]: ...
+
+
+class MaxPoolForward(Protocol):
+    def __call__(
+        self, x: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...],
+        padding: Padding, dilation: tuple[int, ...], ceil_mode: bool,
+    ) -> Array: ...
+
+
+class MaxPoolBackward(Protocol):
+    def __call__(
+        self, x: Array, dy: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...],
+        padding: Padding, dilation: tuple[int, ...], ceil_mode: bool,
+    ) -> Array: ...
+
+
+class AvgPoolForward(Protocol):
+    def __call__(
+        self, x: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...],
+        padding: Padding, dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
+    ) -> Array: ...
+
+
+class AvgPoolBackward(Protocol):
+    def __call__(
+        self, x: Array, dy: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...],
+        padding: Padding, dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
+    ) -> Array: ...
+
+
+class LinearForward(Protocol):
+    def __call__(self, x: Array, w: Array, b: Array | None) -> Array: ...
+
+
+class LinearBackward(Protocol):
+    def __call__(self, x: Array, w: Array, dy: Array) -> tuple[Array, Array, Array]: ...
+
+
+class Backend(Protocol):
+    """A complete backend: all eight functions (the reference is one)."""
+
+    conv_forward: ConvForward
+    conv_backward: ConvBackward
+    max_pool_forward: MaxPoolForward
+    max_pool_backward: MaxPoolBackward
+    avg_pool_forward: AvgPoolForward
+    avg_pool_backward: AvgPoolBackward
+    linear_forward: LinearForward
+    linear_backward: LinearBackward
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend implements, so the suite generates only inside it.
+
+    Every field defaults to "all the spec defines"; a backend narrows what it
+    lacks. Each ``False`` or narrowed field appears in the suite's summary as
+    not covered.
+
+    >>> Capabilities(dtypes=frozenset({"float32"}), ceil_mode=False).uncovered()
+    ['dtypes: float16, float64', 'ceil_mode']
+    """
+
+    #: Floating dtypes the backend computes in (names as NumPy spells them).
+    dtypes: frozenset[str] = frozenset(DTYPES)
+    #: Numbers of spatial dimensions (1, 2 and 3).
+    spatial_ranks: frozenset[int] = frozenset(SPATIAL_RANKS)
+    #: Convolution dilation > 1.
+    dilation: bool = True
+    #: Convolution groups > 1.
+    groups: bool = True
+    #: Padding with before != after (convolution and pooling).
+    asymmetric_padding: bool = True
+    #: Max pooling dilation > 1.
+    max_pool_dilation: bool = True
+    #: Average pooling dilation > 1.
+    avg_pool_dilation: bool = True
+    #: Pooling ``ceil_mode=True``.
+    ceil_mode: bool = True
+    #: The values of ``count_include_pad`` the backend accepts.
+    count_include_pad: frozenset[bool] = frozenset({True, False})
+    #: ``"half_kernel"``: pooling padding at most half the dilated kernel
+    #: (``before, after <= (d * (k - 1) + 1) // 2``), as PyTorch requires.
+    pool_padding: Literal["any", "half_kernel"] = "any"
+    #: Batch size N = 0.
+    empty_batch: bool = True
+    #: NaN and infinite input values (forward only; the spec leaves
+    #: gradients at non-finite inputs unconstrained).
+    nonfinite: bool = True
+    #: The accuracy class of the backend's convolutions (see spec.accuracy).
+    accuracy: AccuracyClass = "fast"
+    #: Free-form notes shown in reports (e.g. "uses oneDNN").
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        unknown = set(self.dtypes) - set(DTYPES)
+        if unknown:
+            raise SpecError("Capabilities.dtypes", sorted(unknown), f"must be a subset of {DTYPES}")
+        if not set(self.spatial_ranks) <= set(SPATIAL_RANKS):
+            ranks = sorted(self.spatial_ranks)
+            raise SpecError("Capabilities.spatial_ranks", ranks, f"must be a subset of {SPATIAL_RANKS}")
+        if self.pool_padding not in ("any", "half_kernel"):
+            raise SpecError("Capabilities.pool_padding", self.pool_padding, "must be 'any' or 'half_kernel'")
+        if self.accuracy not in ("direct", "fast"):
+            raise SpecError("Capabilities.accuracy", self.accuracy, "must be 'direct' or 'fast'")
+
+    def uncovered(self) -> list[str]:
+        """Human-readable list of what these capabilities leave out of the spec."""
+        full = Capabilities()
+        out: list[str] = []
+        for f in fields(self):
+            if f.name in ("accuracy", "notes"):
+                continue
+            mine, everything = getattr(self, f.name), getattr(full, f.name)
+            if mine == everything:
+                continue
+            if isinstance(everything, frozenset):
+                missing = ", ".join(str(v) for v in sorted(everything - mine))
+                out.append(f"{f.name}: {missing}")
+            elif f.name == "pool_padding":
+                out.append("pool_padding beyond half the kernel")
+            else:
+                out.append(f.name)
+        return out
+
+
+def capabilities_of(backend: object) -> Capabilities:
+    """The backend's declared capabilities, or the full spec if it declares none."""
+    declared = getattr(backend, "CAPABILITIES", None) or getattr(backend, "capabilities", None)
+    if declared is None:
+        return Capabilities()
+    if not isinstance(declared, Capabilities):
+        raise SpecError("backend.CAPABILITIES", type(declared).__name__, "must be a spec.Capabilities")
+    return declared
+
+
+def supported_functions(backend: object) -> dict[str, Callable[..., Any]]:
+    """The protocol functions the backend has, by name."""
+    found: dict[str, Callable[..., Any]] = {}
+    for name in FUNCTION_NAMES:
+        fn = getattr(backend, name, None)
+        if callable(fn):
+            found[name] = fn
+    return found
