@@ -1,0 +1,1 @@
+"""convspec's conformance suite: Hypothesis-generated checks any backend plugs into."""

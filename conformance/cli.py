@@ -1,0 +1,53 @@
+"""The ``convspec`` command: ``convspec check BACKEND`` and ``convspec bench BACKEND``.
+
+Exit codes: 0 conformant (or benchmark done), 1 not conformant, 2 usage or loading error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from conformance.loader import BackendLoadError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"convspec: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="convspec", description="Conformance and performance of convolution, pooling and linear layers.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    from conformance import bench, runner
+
+    runner.add_arguments(commands.add_parser("check", help="check a backend against the spec"))
+    bench.add_arguments(commands.add_parser("bench", help="time a backend against a baseline"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    verbose = bool(getattr(args, "verbose", False))
+    try:
+        if args.command == "check":
+            from conformance import runner
+
+            return runner.run_from_args(args)
+        from conformance import bench
+
+        return bench.run(args)
+    except BackendLoadError as exc:
+        if verbose:
+            raise
+        print(f"convspec: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("convspec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
