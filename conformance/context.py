@@ -1,0 +1,100 @@
+"""The context a rule runs in: the backend, its caller, and checked calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from conformance.compare import Violation
+from conformance.invoke import Caller, CallOutcome
+from conformance.loader import LoadedBackend
+from conformance.snippets import call_source, case_snippet
+from conformance.strategies import Case, Inputs
+
+
+class Unsupported(Exception):
+    """The backend raised spec.UnsupportedError: the example is not covered, not failed."""
+
+
+@dataclass
+class Context:
+    backend: LoadedBackend
+    caller: Caller
+    #: Reasons given by the backend for examples it declined (UnsupportedError).
+    unsupported: list[str] = field(default_factory=list)
+
+    def has(self, function: str) -> bool:
+        return function in self.backend.functions
+
+    def snippet(self, case: Case, body: list[str]) -> list[str]:
+        return case_snippet(case, self.backend.import_line, body)
+
+    def _checked(self, rule: str, function: str, case: Case, args: list[Any], kwargs: dict[str, Any],
+                 expected: dict[str, tuple[int, ...]]) -> Any:
+        __tracebackhide__ = True
+        outcome: CallOutcome = self.caller.call(function, args, kwargs)
+        source = call_source(function, case, dy=function.endswith("_backward"))
+        snippet = self.snippet(case, [f"result = {source}", "print(result)"])
+        if outcome.crashed is not None:
+            raise Violation("crash", f"{function} crashed the process: {outcome.crashed}", case, snippet=snippet,
+                            kind="crash")
+        if outcome.timed_out is not None:
+            raise Violation("hang", f"{function} did not return within {outcome.timed_out:g} s", case, snippet=snippet,
+                            kind="hang")
+        if outcome.unsupported:
+            raise Unsupported(f"{function}: {outcome.error}")
+        if outcome.error is not None:
+            raise Violation(rule, f"{function} raised {type(outcome.error).__name__} on a valid call: {outcome.error}",
+                            case, snippet=snippet, kind="error")
+        if outcome.mutated:
+            raise Violation("input-mutation", f"{function} wrote into its input(s) {', '.join(outcome.mutated)}", case,
+                            snippet=snippet)
+        if outcome.problems:
+            raise Violation("output-contract", f"{function}: {outcome.problems[0]}", case, outcome.problems[1:],
+                            snippet)
+        results = outcome.result if isinstance(outcome.result, (tuple, list)) else (outcome.result,)
+        out: dict[str, Any] = {}
+        for (name, shape), value in zip(expected.items(), results):
+            dtype = np.dtype(case.problem.dtype)
+            if value.shape != shape:
+                raise Violation("output-shape", f"{name}.shape={value.shape}, but should be {shape} [{function}]", case,
+                                snippet=snippet)
+            if value.dtype != dtype:
+                raise Violation("output-shape", f"{name}.dtype={value.dtype}, but should be {dtype} [{function}]", case,
+                                snippet=snippet)
+            out[name] = value
+        return out
+
+    def forward(self, rule: str, case: Case) -> np.ndarray[Any, Any]:
+        """The backend's forward output for ``case``, checked for shape, dtype and contract."""
+        __tracebackhide__ = True
+        p, i = case.problem, case.inputs
+        args: list[Any] = [i.x, i.w, i.b] if p.op in ("conv", "linear") else [i.x]
+        result: np.ndarray[Any, Any] = self._checked(
+            rule, f"{p.op}_forward", case, args, dict(p.params), {"y": p.output_shape()})["y"]
+        return result
+
+    def backward(self, rule: str, case: Case) -> dict[str, np.ndarray[Any, Any]]:
+        """The backend's gradients for ``case`` by name (dx, and dw, db for conv and linear)."""
+        __tracebackhide__ = True
+        p, i = case.problem, case.inputs
+        if p.op in ("conv", "linear"):
+            assert p.w_shape is not None and i.w is not None
+            shapes = {"dx": p.x_shape, "dw": p.w_shape, "db": (p.w_shape[0],)}
+            return dict(self._checked(rule, f"{p.op}_backward", case, [i.x, i.w, i.dy], dict(p.params), shapes))
+        return dict(self._checked(rule, f"{p.op}_backward", case, [i.x, i.dy], dict(p.params), {"dx": p.x_shape}))
+
+
+def derive(case: Case, **arrays: Any) -> Case:
+    """The same problem with some arrays replaced (b=None also drops the bias)."""
+    inputs: Inputs = replace(case.inputs, **arrays)
+    problem = case.problem
+    if "b" in arrays:
+        problem = replace(problem, bias=arrays["b"] is not None)
+    if "x" in arrays:
+        problem = replace(problem, x_shape=tuple(arrays["x"].shape))
+    if "w" in arrays and arrays["w"] is not None:
+        problem = replace(problem, w_shape=tuple(arrays["w"].shape))
+    return Case(problem, inputs)

@@ -1,0 +1,197 @@
+"""Reports: progress lines, the text summary, and JSON / Markdown / JUnit XML files.
+
+Every failure reads the same: the rule and what it requires, the operation
+and its parameters, the minimal case Hypothesis found, expected vs actual at
+the worst element with the bound used, and a script that reproduces it.
+Files are written atomically: a run killed mid-way leaves the previous report
+or a complete new one, never a truncated file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from conformance.runner import RuleResult, RunReport
+
+STATUS_MARK = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "not covered": "n/c"}
+
+
+def progress_line(done: int, total: int, result: RuleResult) -> str:
+    text = (f"[{done:>3}/{total}] {result.op:<8} {result.dtype:<7} {result.rule:<18} {result.status}"
+            f" ({result.examples} examples, {result.seconds:.2f} s)")
+    if result.violation is not None:
+        text += f": {result.violation.summary}"
+    return text
+
+
+def failure_text(result: RuleResult) -> str:
+    """The full, actionable description of one failed rule."""
+    lines = [f"FAILED {result.rule} [{result.op}, {result.dtype}]: {result.title}"]
+    v = result.violation
+    if v is None:
+        lines.append(f"  the suite raised an unexpected error: {result.note}")
+        return "\n".join(lines)
+    lines.append(f"  rule broken: {v.rule}")
+    lines.append(f"  {v.summary}")
+    if v.case is not None:
+        lines.append(f"  minimal case: {v.case.problem.describe()}  (values: {v.case.inputs.kind})")
+    lines += [f"  {d}" for d in v.details]
+    if v.snippet:
+        lines.append("  reproduce with:")
+        lines += [f"    {s}" for s in v.snippet]
+    return "\n".join(lines)
+
+
+def summary_table(report: RunReport) -> list[list[str]]:
+    """Rows of operation x rule -> pass / FAIL (dtypes) / n/c, with a header row."""
+    rules: list[str] = []
+    for r in report.results:
+        if r.rule not in rules:
+            rules.append(r.rule)
+    ops = [op for op in report.ops if any(r.op == op for r in report.results)]
+    rows = [["rule", *ops]]
+    for rule in rules:
+        row = [rule]
+        for op in ops:
+            mine = [r for r in report.results if r.rule == rule and r.op == op]
+            if not mine:
+                row.append("-")
+                continue
+            bad = [r.dtype for r in mine if r.status in ("failed", "error")]
+            if bad:
+                row.append(f"FAIL ({', '.join(bad)})")
+            elif all(r.status == "not covered" for r in mine):
+                row.append("n/c")
+            else:
+                row.append("pass")
+        rows.append(row)
+    return rows
+
+
+def _table_text(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render_text(report: RunReport) -> str:
+    out = []
+    for result in report.failures:
+        out += ["", failure_text(result)]
+    out += ["", _table_text(summary_table(report))]
+    if report.uncovered:
+        out += ["", "not covered:"] + [f"  - {u}" for u in report.uncovered]
+    passed = sum(r.status == "passed" for r in report.results)
+    verdict = "CONFORMANT" if report.conformant else "NOT CONFORMANT"
+    out += ["", f"{verdict}: {report.backend}: {passed} passed, {len(report.failures)} failed "
+                f"({sum(r.examples for r in report.results)} examples, {report.seconds:.1f} s"
+                + (", stopped at the first failure" if report.stopped_early else "") + ")"]
+    return "\n".join(out)
+
+
+def to_dict(report: RunReport, *, timings: bool = True) -> dict[str, Any]:
+    """The report as plain data; ``timings=False`` drops what varies between identical runs."""
+    def result(r: RuleResult) -> dict[str, Any]:
+        item: dict[str, Any] = {"rule": r.rule, "op": r.op, "dtype": r.dtype, "status": r.status,
+                                "examples": r.examples, "note": r.note}
+        if timings:
+            item["seconds"] = round(r.seconds, 4)
+        if r.violation is not None:
+            v = r.violation
+            item["violation"] = {
+                "rule": v.rule, "kind": v.kind, "summary": v.summary, "details": v.details, "snippet": "\n".join(v.snippet),
+                "problem": v.case.problem.describe() if v.case else None,
+            }
+        return item
+
+    data: dict[str, Any] = {
+        "backend": report.backend, "target": report.target, "profile": report.profile, "seed": report.seed,
+        "ops": report.ops, "dtypes": report.dtypes, "conformant": report.conformant,
+        "stopped_early": report.stopped_early, "versions": report.versions, "uncovered": report.uncovered,
+        "summary": summary_table(report), "results": [result(r) for r in report.results],
+    }
+    if timings:
+        data["seconds"] = round(report.seconds, 3)
+    return data
+
+
+def to_json(report: RunReport) -> str:
+    return json.dumps(to_dict(report), indent=2) + "\n"
+
+
+def to_markdown(report: RunReport) -> str:
+    rows = summary_table(report)
+    notes: dict[tuple[str, str], str] = {}
+    for r in report.failures:
+        reason = r.violation.summary if r.violation else r.note.splitlines()[0]
+        notes.setdefault((r.rule, r.op), reason.replace("|", "\\|"))
+    lines = [f"# convspec check {report.backend}", "",
+             f"Profile `{report.profile}`, seed {report.seed}; versions: "
+             + ", ".join(f"{k} {v}" for k, v in report.versions.items()), "",
+             "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    for row in rows[1:]:
+        cells = [row[0]] + [
+            cell + (f": {notes[(row[0], op)]}" if cell.startswith("FAIL") and (row[0], op) in notes else "")
+            for op, cell in zip(rows[0][1:], row[1:])
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    if report.uncovered:
+        lines += ["", "Not covered:", ""] + [f"- {u}" for u in report.uncovered]
+    lines += ["", f"**{'Conformant' if report.conformant else 'Not conformant'}**"]
+    for r in report.failures:
+        lines += ["", "```text", failure_text(r), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def to_junit(report: RunReport) -> str:
+    suite = ET.Element("testsuite", name=f"convspec.{report.backend}", tests=str(len(report.results)),
+                       failures=str(sum(r.status == "failed" for r in report.results)),
+                       errors=str(sum(r.status == "error" for r in report.results)),
+                       skipped=str(sum(r.status == "not covered" for r in report.results)), time=f"{report.seconds:.3f}")
+    for r in report.results:
+        case = ET.SubElement(suite, "testcase", classname=f"convspec.{r.op}", name=f"{r.rule}[{r.dtype}]",
+                             time=f"{r.seconds:.3f}")
+        if r.status == "failed":
+            ET.SubElement(case, "failure", message=r.violation.summary if r.violation else "").text = failure_text(r)
+        elif r.status == "error":
+            ET.SubElement(case, "error", message=r.note.splitlines()[0] if r.note else "").text = r.note
+        elif r.status == "not covered":
+            ET.SubElement(case, "skipped", message=r.note)
+    return ET.tostring(suite, encoding="unicode") + "\n"
+
+
+WRITERS: dict[str, Callable[[RunReport], str]] = {".json": to_json, ".md": to_markdown, ".xml": to_junit}
+
+
+def writer_for(path: str) -> Callable[[RunReport], str] | None:
+    return WRITERS.get(Path(path).suffix.lower())
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write to a temporary file beside ``path``, then rename it over ``path``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(report: RunReport, path: str) -> None:
+    writer = writer_for(path)
+    if writer is None:
+        raise ValueError(f"no report format for {path!r}: use .json, .md or .xml")
+    write_atomically(path, writer(report))

@@ -1,0 +1,251 @@
+"""Hypothesis strategies for valid configurations and their input values.
+
+Configurations are *built* valid (sizes are drawn after the parameters they
+must fit), never filtered, so there are no health-check failures. Values are
+drawn from a NumPy generator seeded by Hypothesis, by *kind*: shrinking moves
+the shapes down and the kind towards small integers, so the minimal failing
+case is small and readable.
+
+Every strategy takes the backend's :class:`spec.Capabilities` and generates
+only inside them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, TypeAlias
+
+import numpy as np
+from hypothesis import strategies as st
+
+import spec
+from spec import Capabilities, OpName, Padding
+
+ValueKind: TypeAlias = Literal["integers", "floats", "wide", "distinct", "negative"]
+#: Kinds used for ordinary value checks; shrinking prefers the first.
+ORDINARY_KINDS: tuple[ValueKind, ...] = ("integers", "floats", "wide")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One operation call: shapes and explicit parameters (no values yet)."""
+
+    op: OpName
+    dtype: str
+    x_shape: tuple[int, ...]
+    #: Weight shape (conv, linear) or None (pooling).
+    w_shape: tuple[int, ...] | None = None
+    bias: bool = False
+    #: The protocol keyword arguments (stride, padding, ...), already explicit.
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spatial_rank(self) -> int:
+        return len(self.x_shape) - 2
+
+    def describe(self) -> str:
+        """One line naming the shapes and parameters, for reports."""
+        parts = [f"{self.op}", f"dtype={self.dtype}", f"x{self.x_shape}"]
+        if self.w_shape is not None:
+            parts.append(f"w{self.w_shape}")
+        if self.op in ("conv", "linear"):
+            parts.append(f"bias={self.bias}")
+        parts += [f"{k}={v}" for k, v in self.params.items()]
+        return " ".join(parts)
+
+    def output_shape(self) -> tuple[int, ...]:
+        """The output shape the spec prescribes."""
+        x = np.empty(self.x_shape, dtype=self.dtype)
+        w = None if self.w_shape is None else np.empty(self.w_shape, dtype=self.dtype)
+        b = np.empty((self.w_shape[0],), dtype=self.dtype) if (self.bias and self.w_shape) else None
+        if self.op == "conv":
+            return spec.conv_output_shape(x, w, b, **self.params)
+        if self.op == "linear":
+            return spec.linear_output_shape(x, w, b)
+        kwargs = {k: v for k, v in self.params.items() if k != "count_include_pad"}
+        return spec.pool_output_shape(x, **kwargs)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The arrays of one call; ``dy`` is the upstream gradient for backward."""
+
+    x: np.ndarray[Any, Any]
+    w: np.ndarray[Any, Any] | None
+    b: np.ndarray[Any, Any] | None
+    dy: np.ndarray[Any, Any]
+    kind: ValueKind
+
+    def named(self) -> dict[str, np.ndarray[Any, Any]]:
+        out = {"x": self.x, "dy": self.dy}
+        if self.w is not None:
+            out["w"] = self.w
+        if self.b is not None:
+            out["b"] = self.b
+        return out
+
+
+@dataclass(frozen=True)
+class Case:
+    """A problem with its values: what one rule example checks."""
+
+    problem: Problem
+    inputs: Inputs
+
+
+# --------------------------------------------------------------------------- shapes
+
+def _sizes_for(draw: st.DrawFn, need: int, extra: int) -> int:
+    """A spatial size of at least ``need`` (and at least 1)."""
+    return draw(st.integers(max(1, need), max(1, need) + extra))
+
+
+@st.composite
+def conv_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, *, rank: int | None = None,
+                  max_batch: int = 3, single_channel: bool = False) -> Problem:
+    """Valid convolution problems inside ``caps``: rank, groups, kernel, stride, dilation, padding."""
+    rank = rank if rank is not None else draw(st.sampled_from(sorted(caps.spatial_ranks)))
+    small = rank == 3
+    if single_channel:
+        groups, c_in, c_out = 1, 1, 1
+    else:
+        groups = draw(st.integers(1, 3)) if caps.groups else 1
+        c_in = groups * draw(st.integers(1, 2 if small else 3))
+        c_out = groups * draw(st.integers(1, 2 if small else 3))
+    kernel = tuple(draw(st.integers(1, 2 if small else 3)) for _ in range(rank))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    dilation = tuple(draw(st.integers(1, 2)) if caps.dilation else 1 for _ in range(rank))
+    padding = _draw_padding(draw, caps, kernel, dilation, limit=None)
+    spatial = tuple(
+        _sizes_for(draw, d * (k - 1) + 1 - lo - hi, 3 if small else 5)
+        for k, d, (lo, hi) in zip(kernel, dilation, padding)
+    )
+    batch = draw(st.integers(0 if caps.empty_batch else 1, max_batch))
+    return Problem(
+        "conv", dtype, (batch, c_in, *spatial), (c_out, c_in // groups, *kernel), draw(st.booleans()),
+        {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups},
+    )
+
+
+def _draw_padding(draw: st.DrawFn, caps: Capabilities, kernel: tuple[int, ...], dilation: tuple[int, ...],
+                  limit: Literal["half_kernel"] | None) -> Padding:
+    pairs = []
+    for k, d in zip(kernel, dilation):
+        top = 2 if limit is None else (d * (k - 1) + 1) // 2
+        lo = draw(st.integers(0, top))
+        hi = draw(st.integers(0, top)) if caps.asymmetric_padding else lo
+        pairs.append((lo, hi))
+    return tuple(pairs)
+
+
+@st.composite
+def pool_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, op: OpName, *, rank: int | None = None,
+                  max_batch: int = 3, ceil_mode: bool | None = None) -> Problem:
+    """Valid max or average pooling problems inside ``caps``."""
+    rank = rank if rank is not None else draw(st.sampled_from(sorted(caps.spatial_ranks)))
+    small = rank == 3
+    kernel = tuple(draw(st.integers(1, 2 if small else 3)) for _ in range(rank))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    dilated = caps.max_pool_dilation if op == "max_pool" else caps.avg_pool_dilation
+    dilation = tuple(draw(st.integers(1, 2)) if dilated else 1 for _ in range(rank))
+    limit: Literal["half_kernel"] | None = "half_kernel" if caps.pool_padding == "half_kernel" else None
+    padding = _draw_padding(draw, caps, kernel, dilation, limit)
+    spatial = tuple(
+        _sizes_for(draw, d * (k - 1) + 1 - lo - hi, 3 if small else 5)
+        for k, d, (lo, hi) in zip(kernel, dilation, padding)
+    )
+    if ceil_mode is None:
+        ceil_mode = draw(st.booleans()) if caps.ceil_mode else False
+    params: dict[str, Any] = {
+        "kernel_size": kernel, "stride": stride, "padding": padding, "dilation": dilation, "ceil_mode": ceil_mode,
+    }
+    if op == "avg_pool":
+        params["count_include_pad"] = draw(st.sampled_from(sorted(caps.count_include_pad, reverse=True)))
+    channels = draw(st.integers(1, 2 if small else 3))
+    batch = draw(st.integers(0 if caps.empty_batch else 1, max_batch))
+    return Problem(op, dtype, (batch, channels, *spatial), None, False, params)
+
+
+@st.composite
+def linear_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, *, max_batch: int = 4) -> Problem:
+    """Linear problems: square and non-square weights, bias or not."""
+    n_in = draw(st.integers(1, 8))
+    n_out = draw(st.one_of(st.just(n_in), st.integers(1, 8)))
+    batch = draw(st.integers(0 if caps.empty_batch else 1, max_batch))
+    return Problem("linear", dtype, (batch, n_in), (n_out, n_in), draw(st.booleans()), {})
+
+
+def problems(op: OpName, caps: Capabilities, dtype: str, **kwargs: Any) -> st.SearchStrategy[Problem]:
+    """The problem strategy of any operation."""
+    if op == "conv":
+        return conv_problems(caps, dtype, **kwargs)
+    if op == "linear":
+        return linear_problems(caps, dtype, **kwargs)
+    return pool_problems(caps, dtype, op, **kwargs)
+
+
+# --------------------------------------------------------------------------- values
+
+def _value_scale(dtype: str, problem: Problem) -> float:
+    """Keep every exact output well inside the dtype's range (float16 overflows at 65504)."""
+    if dtype != "float16":
+        return 1.0
+    terms = math.prod(problem.w_shape[1:]) if problem.w_shape is not None else 1
+    return 1.0 if terms <= 64 else 0.5
+
+
+def make_values(shape: tuple[int, ...], kind: ValueKind, dtype: str, rng: np.random.Generator,
+                scale: float = 1.0) -> np.ndarray[Any, Any]:
+    """An array of one value kind, exactly representable in ``dtype``.
+
+    * ``integers``: small integers in [-3, 3]: exact arithmetic, many ties;
+    * ``floats``: standard normal;
+    * ``wide``: standard normal times 2**U(-e, e), magnitudes over several decades
+      (e = 3 for float16, 8 otherwise);
+    * ``distinct``: a permutation of distinct values one apart (no ties at all);
+    * ``negative``: all values in [-4, -0.5] (where a 0-padded max pool shows).
+    """
+    size = math.prod(shape)
+    if kind == "integers":
+        values = rng.integers(-3, 4, size=shape).astype(np.float64)
+    elif kind == "floats":
+        values = rng.standard_normal(shape)
+    elif kind == "wide":
+        e = 3 if dtype == "float16" else 8
+        values = rng.standard_normal(shape) * np.exp2(rng.uniform(-e, e, size=shape))
+    elif kind == "distinct":
+        values = (rng.permutation(size).reshape(shape) - size / 2).astype(np.float64)
+    else:
+        values = -rng.uniform(0.5, 4.0, size=shape)
+    return (values * scale).astype(dtype)
+
+
+def make_inputs(problem: Problem, kind: ValueKind, seed: int, *, dy_kind: ValueKind | None = None) -> Inputs:
+    """Deterministic input arrays for ``problem``: the same seed gives the same arrays."""
+    rng = np.random.default_rng(seed)
+    scale = _value_scale(problem.dtype, problem)
+    x = make_values(problem.x_shape, kind, problem.dtype, rng, scale)
+    w = None if problem.w_shape is None else make_values(problem.w_shape, kind if kind != "distinct" else "floats",
+                                                         problem.dtype, rng, scale)
+    b = make_values((problem.w_shape[0],), "integers" if kind == "integers" else "floats", problem.dtype, rng) if (
+        problem.bias and problem.w_shape is not None) else None
+    dy_values: ValueKind = dy_kind or ("integers" if kind in ("integers", "distinct", "negative") else "floats")
+    dy = make_values(problem.output_shape(), dy_values, problem.dtype, rng)
+    return Inputs(x, w, b, dy, kind)
+
+
+def cases(op: OpName, caps: Capabilities, dtype: str, *, kinds: tuple[ValueKind, ...] = ORDINARY_KINDS,
+          **problem_kwargs: Any) -> st.SearchStrategy[Case]:
+    """Problems with values: the strategy most rules draw from."""
+    return st.builds(
+        lambda p, k, s: Case(p, make_inputs(p, k, s)),
+        problems(op, caps, dtype, **problem_kwargs),
+        st.sampled_from(kinds),
+        st.integers(0, 2**32 - 1),
+    )
+
+
+def with_dtype(problem: Problem, dtype: str) -> Problem:
+    """The same problem in another dtype."""
+    return replace(problem, dtype=dtype)
