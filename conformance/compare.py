@@ -53,7 +53,8 @@ class Bound:
     normwise: NDArray[F64] | None = None
 
     def describe_at(self, index: tuple[int, ...]) -> str:
-        text = f"bound {float(self.elementwise[index]):.3g} (elementwise)"
+        elementwise = self.elementwise[index] if self.elementwise.ndim else self.elementwise  # 0-d: one bound for all
+        text = f"bound {float(elementwise):.3g} (elementwise)"
         if self.normwise is not None and self.slice_axes is not None:
             key = tuple(index[a] for a in self.slice_axes)
             text += f", or slice norm <= {float(self.normwise[key]):.3g} (fast-algorithm)"
@@ -155,7 +156,7 @@ def forward_bound(case: Case, accuracy: spec.AccuracyClass) -> Bound:
     # ||x_n restricted to o's group|| * ||w_o|| per (n, o).
     groups = int(p.params["groups"])
     n, c = p.x_shape[:2]
-    xg = np.sqrt((np.asarray(ax).reshape(n, groups, c // groups, -1) ** 2).sum(axis=(2, 3)))  # (N, G)
+    xg = np.sqrt((np.asarray(ax).reshape(n, groups, c // groups, math.prod(p.x_shape[2:])) ** 2).sum(axis=(2, 3)))  # (N, G)
     wo = np.sqrt((aw.reshape(aw.shape[0], -1) ** 2).sum(axis=1))  # (O,)
     group_of = np.arange(aw.shape[0]) // (aw.shape[0] // groups)
     norms = xg[:, group_of] * wo[None, :]
@@ -196,11 +197,13 @@ def backward_bounds(case: Case, accuracy: spec.AccuracyClass) -> dict[str, Bound
         o = aw.shape[0]
         cg, og = c // groups, o // groups
         points = _signal_points(p)
-        dyn = np.sqrt((ady.reshape(n, groups, og, -1) ** 2).sum(axis=(2, 3)))  # (N, G)
+        # Explicit sizes (not -1): N = 0 is a valid batch.
+        out_points = math.prod(ady.shape[2:])
+        dyn = np.sqrt((ady.reshape(n, groups, og, out_points) ** 2).sum(axis=(2, 3)))  # (N, G)
         wc = np.sqrt((aw.reshape(groups, og, cg, -1) ** 2).sum(axis=(1, 3))).reshape(c)  # (C,)
         norms_dx = dyn[:, np.arange(c) // cg] * wc[None, :]
-        xn = np.sqrt((ax.reshape(n, c, -1) ** 2).sum(axis=2))  # (N, C)
-        dyo = np.sqrt((ady.reshape(n, o, -1) ** 2).sum(axis=2))  # (N, O)
+        xn = np.sqrt((ax.reshape(n, c, math.prod(p.x_shape[2:])) ** 2).sum(axis=2))  # (N, C)
+        dyo = np.sqrt((ady.reshape(n, o, out_points) ** 2).sum(axis=2))  # (N, O)
         # dw[o, c'] pairs output channel o with input channel g(o) * cg + c'.
         in_channel = (np.arange(o) // og)[:, None] * cg + np.arange(cg)[None, :]
         norms_dw = np.einsum("no,noc->oc", dyo, xn[:, in_channel])

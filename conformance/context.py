@@ -9,6 +9,7 @@ import numpy as np
 
 from conformance.compare import Violation
 from conformance.invoke import Caller, CallOutcome
+from conformance.isolation import SubprocessCaller
 from conformance.loader import LoadedBackend
 from conformance.snippets import call_source, case_snippet
 from conformance.strategies import Case, Inputs
@@ -24,6 +25,34 @@ class Context:
     caller: Caller
     #: Reasons given by the backend for examples it declined (UnsupportedError).
     unsupported: list[str] = field(default_factory=list)
+    #: The last crash or hang of each function, reported again when the function is skipped.
+    crashes: dict[str, Violation] = field(default_factory=dict)
+
+    def new_search(self) -> None:
+        """A rule's Hypothesis search begins."""
+        self.unsupported.clear()
+        if isinstance(self.caller, SubprocessCaller):
+            self.caller.new_search()
+
+    def _crash_or_hang(self, function: str, outcome: CallOutcome, case: Case, snippet: list[str]) -> Violation:
+        """The finding for a call that crashed or hung, or was skipped because it did so before.
+
+        A skipped call is reported with the case and snippet of the last call
+        that really crashed or hung, so the reproduction stays true while
+        Hypothesis shrinks towards examples that were never run.
+        """
+        where = f" at {outcome.where}" if outcome.where else ""
+        if outcome.crashed is not None:
+            finding = Violation("crash", f"{function} crashed the process: {outcome.crashed}{where}", case,
+                                snippet=snippet, kind="crash")
+        else:
+            finding = Violation("hang", f"{function} did not return within {outcome.timed_out:g} s{where}", case,
+                                snippet=snippet, kind="hang")
+        if outcome.skipped is None:
+            self.crashes[function] = finding
+            return finding
+        last = self.crashes.get(function, finding)
+        return replace(last, summary=f"{function} {outcome.skipped}; last time: {last.summary}")
 
     def has(self, function: str) -> bool:
         return function in self.backend.functions
@@ -37,12 +66,8 @@ class Context:
         outcome: CallOutcome = self.caller.call(function, args, kwargs)
         source = call_source(function, case, dy=function.endswith("_backward"))
         snippet = self.snippet(case, [f"result = {source}", "print(result)"])
-        if outcome.crashed is not None:
-            raise Violation("crash", f"{function} crashed the process: {outcome.crashed}", case, snippet=snippet,
-                            kind="crash")
-        if outcome.timed_out is not None:
-            raise Violation("hang", f"{function} did not return within {outcome.timed_out:g} s", case, snippet=snippet,
-                            kind="hang")
+        if outcome.crashed is not None or outcome.timed_out is not None:
+            raise self._crash_or_hang(function, outcome, case, snippet)  # one raise: Hypothesis sees one failure
         if outcome.unsupported:
             raise Unsupported(f"{function}: {outcome.error}")
         if outcome.error is not None:

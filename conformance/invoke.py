@@ -42,6 +42,10 @@ class CallOutcome:
     crashed: str | None = None
     #: The call exceeded its time limit.
     timed_out: float | None = None
+    #: Where the backend was when it crashed or hung (``file:line in function``), if known.
+    where: str | None = None
+    #: Why the call was not made: the function crashed or hung too often (``crashed``/``timed_out`` say how).
+    skipped: str | None = None
     #: Input names the backend wrote into.
     mutated: list[str] = field(default_factory=list)
     #: Problems with the returned value (type, dtype, aliasing, flags), one line each.

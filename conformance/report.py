@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from conformance.citations import cited
 from conformance.runner import RuleResult, RunReport
 
 STATUS_MARK = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "not covered": "n/c"}
@@ -37,7 +38,8 @@ def failure_text(result: RuleResult) -> str:
     if v is None:
         lines.append(f"  the suite raised an unexpected error: {result.note}")
         return "\n".join(lines)
-    lines.append(f"  rule broken: {v.rule}")
+    cites = cited(v.rule, result.op)
+    lines.append(f"  rule broken: {v.rule}" + (f" (spec {', '.join(cites)}, spec/docs/)" if cites else ""))
     lines.append(f"  {v.summary}")
     if v.case is not None:
         lines.append(f"  minimal case: {v.case.problem.describe()}  (values: {v.case.inputs.kind})")

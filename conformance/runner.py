@@ -9,6 +9,7 @@ minimal case before it is reported.
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import sys
 import time
@@ -26,6 +27,7 @@ import spec
 from conformance.compare import Violation
 from conformance.context import Context, Unsupported
 from conformance.invoke import Caller, InProcessCaller
+from conformance.isolation import DEFAULT_MEMORY_LIMIT_MIB, DEFAULT_TIMEOUT, SubprocessCaller, importable_in_a_worker
 from conformance.loader import BackendLoadError, LoadedBackend, load_backend
 from conformance.rules import RULES, Rule
 from spec import OPERATIONS, OpName
@@ -131,7 +133,7 @@ def _find_violation(exc: BaseException) -> Violation | None:
 def run_item(ctx: Context, item: PlanItem, seed: int) -> RuleResult:
     """Run one rule on one operation and dtype as a Hypothesis search."""
     result = RuleResult(item.rule.id, item.rule.title, item.op, item.dtype, "passed")
-    ctx.unsupported.clear()
+    ctx.new_search()
     calls = [0]
 
     def example(drawn: Any) -> None:
@@ -230,6 +232,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
     parser.add_argument("--report", metavar="FILE", help="also write the report: .json, .md or .xml (JUnit)")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks of loading errors")
+    parser.add_argument("--isolation", choices=("process", "none"), default="process",
+                        help="process (default): run the backend in a worker process, so a crash, hang or runaway "
+                        "allocation becomes a finding; none: call it in this process (faster, unprotected)")
+    parser.add_argument("--timeout", type=_number(float, "seconds"), default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"time limit of one backend call with --isolation process (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--memory-limit", type=_number(int, "MiB", least=64), default=DEFAULT_MEMORY_LIMIT_MIB,
+                        metavar="MIB", help="memory limit of the worker process with --isolation process "
+                        f"(default {DEFAULT_MEMORY_LIMIT_MIB})")
+
+
+def _number(kind: Callable[[str], float], unit: str, *, least: float | None = None) -> Callable[[str], float]:
+    """An argparse type: a finite number of ``unit``, above 0 or at least ``least``."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
+        if not math.isfinite(value) or (value < least if least is not None else value <= 0):
+            bound = f"at least {least:g}" if least is not None else "above 0"
+            raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number of {unit}, {bound}")
+        return value
+
+    return parse
+
+
+def make_caller(backend: LoadedBackend, args: argparse.Namespace) -> tuple[Caller, str]:
+    """The caller the command line asked for, and a few words saying which it is."""
+    if getattr(args, "isolation", "process") == "none":
+        return InProcessCaller(backend.functions), "in-process (no isolation)"
+    if not importable_in_a_worker(backend.target):
+        return InProcessCaller(backend.functions), "in-process (the backend's module was made in memory)"
+    timeout = float(getattr(args, "timeout", DEFAULT_TIMEOUT))
+    memory = int(getattr(args, "memory_limit", DEFAULT_MEMORY_LIMIT_MIB))
+    return (SubprocessCaller(backend.target, timeout=timeout, memory_limit_mib=memory),
+            f"worker process (timeout {timeout:g} s, memory limit {memory} MiB)")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -239,14 +276,15 @@ def run_from_args(args: argparse.Namespace) -> int:
         print(f"convspec: error: --report {args.report!r}: use a .json, .md or .xml file name", file=sys.stderr)
         return 2
     backend = load_backend(args.backend)
+    caller, isolation = make_caller(backend, args)
     print(f"convspec check {backend.name} ({backend.target}): profile {args.profile}, seed {args.seed}, "
-          f"ops {','.join(args.ops)}, dtypes {','.join(args.dtypes)}", flush=True)
+          f"ops {','.join(args.ops)}, dtypes {','.join(args.dtypes)}; {isolation}", flush=True)
 
     def progress(done: int, total: int, result: RuleResult) -> None:
         print(reporting.progress_line(done, total, result), flush=True)
 
     report = run(backend, ops=args.ops, dtypes=args.dtypes, profile=args.profile, seed=args.seed,
-                 fail_fast=args.fail_fast, progress=progress)
+                 fail_fast=args.fail_fast, caller=caller, progress=progress)
     print(reporting.render_text(report))
     if args.report:
         reporting.write_report(report, args.report)

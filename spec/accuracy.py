@@ -79,7 +79,7 @@ def gamma(k: int, u: float) -> float:
     return k * u / (1 - k * u)
 
 
-def elementwise_bound(magnitude: NDArray[np.float64], terms: int, dtype: DTypeLike) -> NDArray[np.float64]:
+def elementwise_bound(magnitude: NDArray[np.floating[Any]], terms: int, dtype: DTypeLike) -> NDArray[np.float64]:
     """Per-element error bound of a direct implementation.
 
     ``magnitude`` is the float64 result of the operation on absolute values;
@@ -98,7 +98,7 @@ def elementwise_bound(magnitude: NDArray[np.float64], terms: int, dtype: DTypeLi
     own = ELEMENTWISE_SLACK * gamma(terms + 2, u)
     reference = gamma(terms + 2, unit_roundoff(np.float64))
     with np.errstate(invalid="ignore", over="ignore"):
-        bound = (own + reference) * magnitude + 2 * (terms + 2) * tiny
+        bound = (own + reference) * np.asarray(magnitude, dtype=np.float64) + 2 * (terms + 2) * tiny
     # inf * 0 is NaN: an unbounded dtype gives an unbounded bound.
     return np.where(np.isnan(bound), np.inf, bound)
 

@@ -128,7 +128,7 @@ def check_array(name: str, a: object, *, ndim: Sequence[int]) -> np.ndarray[Any,
         raise SpecError(f"type({name})", type(a).__name__, "must be numpy.ndarray")
     if a.ndim not in ndim:
         raise SpecError(f"{name}.ndim", a.ndim, f"must be one of {tuple(ndim)} (shape {a.shape})")
-    if not np.issubdtype(a.dtype, np.floating):
+    if a.dtype.name not in DTYPES:
         raise SpecError(f"{name}.dtype", a.dtype, "must be a floating dtype (float16, float32 or float64)")
     return a
 
@@ -146,12 +146,18 @@ def _spatial_params(
     padding: Padding,
     dilation: Sequence[int],
 ) -> tuple[tuple[int, ...], tuple[int, ...], Padding, tuple[int, ...]]:
-    """Validate explicit (already normalised) spatial parameters."""
+    """Validate explicit (already normalised) spatial parameters: tuples, and one pair per dim for padding."""
+    for name, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
+        if isinstance(value, str) or not isinstance(value, Sequence):
+            raise SpecError(name, value, f"must be a tuple of ints, one per spatial dim ({ndim})")
     kernel = normalize_tuple(tuple(kernel_size), ndim, "kernel_size", minimum=1)
     strides = normalize_tuple(tuple(stride), ndim, "stride", minimum=1)
     dilations = normalize_tuple(tuple(dilation), ndim, "dilation", minimum=1)
     if isinstance(padding, (str, int)) or not isinstance(padding, Sequence):
         raise SpecError("padding", padding, "must be one (before, after) pair per spatial dim")
+    for i, entry in enumerate(padding):
+        if isinstance(entry, str) or not isinstance(entry, Sequence):
+            raise SpecError(f"padding[{i}]", entry, "must be a (before, after) pair")
     pads = resolve_padding(padding, (0,) * ndim, kernel, strides, dilations)
     return kernel, strides, pads, dilations
 

@@ -1,0 +1,438 @@
+"""A bank of deliberately broken backends: one realistic bug each.
+
+Every entry wraps the reference and injects ONE bug that real implementations
+have had. ``BANK`` maps a name to a :class:`Broken` entry naming the bug, the
+backend object, the operations and dtypes the calibration test runs (only where
+the bug lives, to keep the test fast) and the rule ids allowed to catch it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+import reference
+import spec
+from reference.conv import _im2col
+from reference.pool import _max_and_argmax, _pool_grid
+from reference.windows import crop, inside_mask, pad, window_counts, window_grid, zeros_padded
+from spec import Array, Capabilities, OpName, Padding
+
+FUNCTIONS = spec.FUNCTION_NAMES
+
+
+@dataclass(frozen=True)
+class Broken:
+    """One broken backend and what must catch it."""
+
+    name: str
+    bug: str
+    obj: SimpleNamespace
+    ops: tuple[OpName, ...]
+    #: Rule ids (RuleResult.rule or Violation.rule) allowed to report the bug.
+    rules: frozenset[str]
+    #: A phrase the failure text must contain (expected vs actual, or the contract broken).
+    says: str = "expected"
+    dtypes: tuple[str, ...] = ("float64", "float32")
+
+
+def backend(capabilities: Capabilities = reference.CAPABILITIES, **overrides: Any) -> SimpleNamespace:
+    """The reference's eight functions with some replaced."""
+    functions = {name: getattr(reference, name) for name in FUNCTIONS}
+    unknown = set(overrides) - set(functions)
+    if unknown:
+        raise ValueError(f"not protocol functions: {sorted(unknown)}")
+    functions.update(overrides)
+    return SimpleNamespace(capabilities=capabilities, **functions)
+
+
+BANK: dict[str, Broken] = {}
+
+
+def register(name: str, bug: str, ops: tuple[OpName, ...], rules: set[str], says: str = "expected",
+             dtypes: tuple[str, ...] = ("float64", "float32"), **overrides: Any) -> None:
+    if name in BANK:
+        raise ValueError(f"duplicate bank entry {name!r}")
+    BANK[name] = Broken(name, bug, backend(**overrides), ops, frozenset(rules), says, dtypes)
+
+
+VALUES = {"forward-values", "backward-values", "correlate2d", "finite-differences", "adjoint", "metamorphic"}
+
+
+# --------------------------------------------------------------------------- convolution
+
+def _conv_backward_variant(
+    x: Array, w: Array, dy: Array, *, stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...],
+    groups: int, dw_unit_dilation: bool = False, dx_unit_stride: bool = False,
+) -> tuple[Array, Array, Array]:
+    """The reference's im2col backward with one of two switchable bugs."""
+    out_shape = spec.conv_output_shape(x, w, None, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    spec.check_dy(dy, out_shape, x.dtype)
+    out = out_shape[2:]
+    grid = window_grid(x.shape[2:], kernel_size=w.shape[2:], stride=stride, padding=padding, dilation=dilation,
+                       out_spatial=out)
+    n, c_out = out_shape[:2]
+    og, cg = c_out // groups, x.shape[1] // groups
+    positions = math.prod(out)
+    dyg = np.moveaxis(dy.reshape(n, groups, og, positions), 0, 2).reshape(groups, og, n * positions)
+    # Bug 1: the weight gradient correlates x with dy at unit dilation.
+    grid_w = window_grid(x.shape[2:], kernel_size=w.shape[2:], stride=stride, padding=padding,
+                         dilation=(1,) * len(out), out_spatial=out) if dw_unit_dilation else grid
+    cols = _im2col(x, grid_w, groups, x.dtype)
+    taps = cg * math.prod(w.shape[2:])
+    dw = (dyg @ cols.reshape(groups, taps, n * positions).transpose(0, 2, 1)).reshape(w.shape)
+    wg = w.reshape(groups, og, taps)
+    dcols = (wg.transpose(0, 2, 1) @ dyg).reshape(groups, cg, *w.shape[2:], n, *out)
+    dxp = zeros_padded(x.shape, grid, x.dtype)
+    dxg = dxp.reshape(n, groups, cg, *dxp.shape[2:])
+    for offset, slices in zip(grid.offsets, grid.slices):
+        if dx_unit_stride:  # Bug 2: scatter without zero insertion (as if the stride were 1)
+            slices = tuple(slice(sl.start, sl.start + o) for sl, o in zip(slices, out))
+        at: tuple[slice | int, ...] = (slice(None), slice(None), *offset)
+        dxg[(slice(None),) * 3 + slices] += np.moveaxis(dcols[at], 2, 0)
+    db = dy.sum(axis=(0, *range(2, dy.ndim)))
+    return np.ascontiguousarray(crop(dxp, grid)), np.ascontiguousarray(dw), np.ascontiguousarray(db)
+
+
+def _pad_after(padding: Padding) -> Padding:
+    return tuple((0, lo + hi) for lo, hi in padding)
+
+
+def _flip(w: Array) -> Array:
+    return np.ascontiguousarray(w[(slice(None), slice(None)) + (slice(None, None, -1),) * (w.ndim - 2)])
+
+
+def _reinterpret(w: Array) -> Array:
+    """Read a (O, C, *K) kernel stored with its spatial axes in reverse order (layout confusion)."""
+    k = w.shape[2:]
+    stored = np.ascontiguousarray(w).reshape(*w.shape[:2], *k[::-1])
+    return np.ascontiguousarray(np.transpose(stored, (0, 1, *range(w.ndim - 1, 1, -1))))
+
+
+def _unreinterpret(g: Array) -> Array:
+    k = g.shape[2:]
+    back = np.transpose(g, (0, 1, *range(g.ndim - 1, 1, -1)))
+    return np.ascontiguousarray(back).reshape(*g.shape[:2], *k)
+
+
+def _interleave(c: int, groups: int) -> np.ndarray[Any, Any]:
+    cg = c // groups
+    return np.array([g + groups * i for g in range(groups) for i in range(cg)])
+
+
+def _in(dtype: str, *arrays: Array | None) -> list[Any]:
+    return [None if a is None else a.astype(dtype) for a in arrays]
+
+
+def conv_forward_pad_after(x: Array, w: Array, b: Array | None, **p: Any) -> Array:
+    return reference.conv_forward(x, w, b, **{**p, "padding": _pad_after(p["padding"])})
+
+
+def conv_backward_pad_after(x: Array, w: Array, dy: Array, **p: Any) -> tuple[Array, Array, Array]:
+    return reference.conv_backward(x, w, dy, **{**p, "padding": _pad_after(p["padding"])})
+
+
+register("conv-padding-after", "all padding applied after the input instead of split before/after", ("conv",),
+         VALUES, conv_forward=conv_forward_pad_after, conv_backward=conv_backward_pad_after)
+
+
+def conv_backward_flipped(x: Array, w: Array, dy: Array, **p: Any) -> tuple[Array, Array, Array]:
+    dx, dw, db = reference.conv_backward(x, _flip(w), dy, **p)
+    return dx, _flip(dw), db
+
+
+register("conv-flipped-kernel", "true convolution: the kernel is flipped (scipy.signal.convolve semantics)",
+         ("conv",), VALUES, conv_forward=lambda x, w, b, **p: reference.conv_forward(x, _flip(w), b, **p),
+         conv_backward=conv_backward_flipped)
+
+
+def conv_backward_transposed(x: Array, w: Array, dy: Array, **p: Any) -> tuple[Array, Array, Array]:
+    dx, dw, db = reference.conv_backward(x, _reinterpret(w), dy, **p)
+    return dx, _unreinterpret(dw), db
+
+
+register("conv-transposed-kernel", "kernel spatial axes read in reverse order (HW/WH layout confusion)", ("conv",),
+         VALUES, conv_forward=lambda x, w, b, **p: reference.conv_forward(x, _reinterpret(w), b, **p),
+         conv_backward=conv_backward_transposed)
+
+
+def _last_stride_one(p: dict[str, Any]) -> dict[str, Any]:
+    return {**p, "stride": (*p["stride"][:-1], 1)}
+
+
+register("conv-stride-last-axis-ignored", "the stride of the last spatial axis is ignored", ("conv",),
+         {"output-shape"}, says="should be",
+         conv_forward=lambda x, w, b, **p: reference.conv_forward(x, w, b, **_last_stride_one(p)),
+         conv_backward=lambda x, w, dy, **p: reference.conv_backward(x, w, dy, **_last_stride_one(p)))
+register("conv-dilation-ignored-in-dw", "the weight gradient ignores dilation (backward only)", ("conv",),
+         {"backward-values", "correlate2d", "finite-differences", "adjoint"},
+         conv_backward=lambda x, w, dy, **p: _conv_backward_variant(x, w, dy, **p, dw_unit_dilation=True))
+register("conv-dx-no-zero-insertion", "dx scatters dy without zero insertion: wrong for stride > 1", ("conv",),
+         {"backward-values", "correlate2d", "finite-differences", "adjoint"},
+         conv_backward=lambda x, w, dy, **p: _conv_backward_variant(x, w, dy, **p, dx_unit_stride=True))
+
+
+def conv_forward_interleaved(x: Array, w: Array, b: Array | None, **p: Any) -> Array:
+    return reference.conv_forward(np.ascontiguousarray(x[:, _interleave(x.shape[1], p["groups"])]), w, b, **p)
+
+
+def conv_backward_interleaved(x: Array, w: Array, dy: Array, **p: Any) -> tuple[Array, Array, Array]:
+    perm = _interleave(x.shape[1], p["groups"])
+    dxp, dw, db = reference.conv_backward(np.ascontiguousarray(x[:, perm]), w, dy, **p)
+    dx = np.empty_like(dxp)
+    dx[:, perm] = dxp
+    return dx, dw, db
+
+
+register("conv-groups-interleaved", "group g takes channels g, g+G, ... instead of a contiguous block", ("conv",),
+         VALUES, conv_forward=conv_forward_interleaved, conv_backward=conv_backward_interleaved)
+
+
+def conv_forward_bias_twice(x: Array, w: Array, b: Array | None, **p: Any) -> Array:
+    y = reference.conv_forward(x, w, b, **p)
+    if b is not None:
+        y = y + b.reshape((1, -1) + (1,) * (y.ndim - 2))
+    return y
+
+
+register("conv-bias-twice", "the bias is added twice", ("conv",), VALUES, conv_forward=conv_forward_bias_twice)
+register("conv-bias-ignored", "the bias is ignored", ("conv",), VALUES,
+         conv_forward=lambda x, w, b, **p: reference.conv_forward(x, w, None, **p))
+
+
+def _with_db(fn: Any) -> Any:
+    def backward(x: Array, w: Array, dy: Array, **p: Any) -> tuple[Array, Array, Array]:
+        dx, dw, _ = reference.conv_backward(x, w, dy, **p)
+        return dx, dw, np.ascontiguousarray(fn(dy), dtype=x.dtype)
+
+    return backward
+
+
+register("conv-db-first-sample-only", "db sums dy over space but takes only the first sample of the batch",
+         ("conv",), {"backward-values", "finite-differences"},
+         conv_backward=_with_db(lambda dy: dy[:1].sum(axis=(0, *range(2, dy.ndim)))))
+register("conv-db-mean-over-space", "db averages dy over spatial positions instead of summing", ("conv",),
+         {"backward-values", "finite-differences"},
+         conv_backward=_with_db(lambda dy: dy.sum(axis=0).reshape(dy.shape[1], -1).mean(axis=1)))
+
+
+def conv_backward_dw_mean(x: Array, w: Array, dy: Array, **p: Any) -> tuple[Array, Array, Array]:
+    dx, dw, db = reference.conv_backward(x, w, dy, **p)
+    return dx, (dw / max(x.shape[0], 1)).astype(x.dtype), db
+
+
+register("conv-dw-mean-over-batch", "dw is the batch mean instead of the sum", ("conv",),
+         {"backward-values", "correlate2d", "finite-differences", "adjoint"}, conv_backward=conv_backward_dw_mean)
+
+
+def _lower(compute: str) -> tuple[Any, Any]:
+    def forward(x: Array, w: Array, b: Array | None, **p: Any) -> Array:
+        return reference.conv_forward(*_in(compute, x, w, b), **p).astype(x.dtype)
+
+    def backward(x: Array, w: Array, dy: Array, **p: Any) -> tuple[Array, Array, Array]:
+        dx, dw, db = reference.conv_backward(*_in(compute, x, w, dy), **p)
+        return dx.astype(x.dtype), dw.astype(x.dtype), db.astype(x.dtype)
+
+    return forward, backward
+
+
+_f32_fwd, _f32_bwd = _lower("float32")
+register("conv-float32-accumulation", "float64 inputs computed in float32", ("conv",), VALUES,
+         dtypes=("float64",), conv_forward=_f32_fwd, conv_backward=_f32_bwd)
+_f16_fwd, _f16_bwd = _lower("float16")
+register("conv-float16-accumulation", "float32 inputs computed in float16", ("conv",), VALUES,
+         dtypes=("float32",), conv_forward=_f16_fwd, conv_backward=_f16_bwd)
+
+
+def conv_forward_3d_bug(x: Array, w: Array, b: Array | None, **p: Any) -> Array:
+    if x.ndim == 5:  # only the 3-D kernel path reads the weight in the wrong layout
+        w = _reinterpret(w)
+    return reference.conv_forward(x, w, b, **p)
+
+
+register("conv-3d-only-layout", "3-D convolution only reads the kernel with spatial axes reversed", ("conv",),
+         {"forward-values", "finite-differences", "adjoint", "metamorphic"}, conv_forward=conv_forward_3d_bug)
+
+
+def conv_forward_per_sample(x: Array, w: Array, b: Array | None, **p: Any) -> Array:
+    return np.concatenate([reference.conv_forward(x[k:k + 1], w, b, **p) for k in range(x.shape[0])])
+
+
+register("conv-empty-batch-crash", "a per-sample loop + np.concatenate fails on an empty batch", ("conv",),
+         {"output-shape", "forward-values", "empty-batch"}, says="raised", conv_forward=conv_forward_per_sample)
+
+
+def _lenient(p: dict[str, Any]) -> dict[str, Any]:
+    return {**p, "stride": tuple(max(s, 1) for s in p["stride"]),
+            "padding": tuple((max(lo, 0), max(hi, 0)) for lo, hi in p["padding"])}
+
+
+register("conv-invalid-accepted", "stride 0 and negative padding are silently clamped instead of rejected",
+         ("conv",), {"invalid-params"}, says="instead of raising",
+         conv_forward=lambda x, w, b, **p: reference.conv_forward(x, w, b, **_lenient(p)))
+
+
+# --------------------------------------------------------------------------- max pooling
+
+def _pool_windows(x: Array, fill: float, **p: Any) -> tuple[Any, Any]:
+    _, grid = _pool_grid(x, p["kernel_size"], p["stride"], p["padding"], p["dilation"], p["ceil_mode"])
+    return pad(x, grid, fill), grid
+
+
+def max_pool_forward_zero_pad(x: Array, **p: Any) -> Array:
+    xp, grid = _pool_windows(x, 0.0, **p)
+    y = xp[(slice(None), slice(None)) + grid.slices[0]].copy()
+    for slices in grid.slices[1:]:
+        np.maximum(y, xp[(slice(None), slice(None)) + slices], out=y)
+    return y
+
+
+def max_pool_forward_fmax(x: Array, **p: Any) -> Array:
+    xp, grid = _pool_windows(x, -np.inf, **p)
+    y = xp[(slice(None), slice(None)) + grid.slices[0]].copy()
+    for slices in grid.slices[1:]:
+        np.fmax(y, xp[(slice(None), slice(None)) + slices], out=y)
+    return y
+
+
+register("maxpool-zero-padding", "max pooling pads with 0 instead of -inf", ("max_pool",),
+         {"maxpool-pad-value", "forward-values", "empty-windows", "ceil-mode"}, max_pool_forward=max_pool_forward_zero_pad)
+register("maxpool-nan-dropped", "np.fmax drops NaN from a window", ("max_pool",), {"nan-propagation"},
+         says="dropped", max_pool_forward=max_pool_forward_fmax)
+
+
+def _max_pool_backward_variant(x: Array, dy: Array, *, mode: str, **p: Any) -> Array:
+    out_shape, grid = _pool_grid(x, p["kernel_size"], p["stride"], p["padding"], p["dilation"], p["ceil_mode"])
+    spec.check_dy(dy, out_shape, x.dtype)
+    y, arg = _max_and_argmax(x, grid)
+    xp = pad(x, grid, -np.inf)
+    lead = (slice(None), slice(None))
+    hits = [inside_mask(grid, offset) & (xp[lead + slices] == y) for offset, slices in zip(grid.offsets, grid.slices)]
+    dxp = zeros_padded(x.shape, grid, x.dtype)
+    if mode == "last":
+        last = np.full(y.shape, -1)
+        for index, hit in enumerate(hits):
+            last = np.where(hit, index, last)
+        arg = last
+    count = np.maximum(sum(h.astype(np.int64) for h in hits), 1)
+    for index, slices in enumerate(grid.slices):
+        view = dxp[lead + slices]
+        if mode == "split":
+            view += np.where(hits[index], dy / count, 0)
+        elif mode == "assign":  # dx[argmax] = dy: the last window writing a position wins
+            view[arg == index] = dy[arg == index]
+        else:
+            view += np.where(arg == index, dy, 0)
+    return np.ascontiguousarray(crop(dxp, grid))
+
+
+register("maxpool-ties-last", "on ties the gradient goes to the last maximum", ("max_pool",),
+         {"tie-routing", "backward-values"},
+         max_pool_backward=lambda x, dy, **p: _max_pool_backward_variant(x, dy, mode="last", **p))
+register("maxpool-ties-split", "on ties the gradient is split among the maxima", ("max_pool",),
+         {"tie-routing", "backward-values"},
+         max_pool_backward=lambda x, dy, **p: _max_pool_backward_variant(x, dy, mode="split", **p))
+register("maxpool-grad-assigned", "dx[argmax] = dy assigns instead of accumulating over overlapping windows",
+         ("max_pool",), {"backward-values", "finite-differences", "tie-routing"},
+         max_pool_backward=lambda x, dy, **p: _max_pool_backward_variant(x, dy, mode="assign", **p))
+
+
+def _floor(p: dict[str, Any]) -> dict[str, Any]:
+    return {**p, "ceil_mode": False}
+
+
+register("maxpool-ceil-mode-ignored", "ceil_mode ignored: the partial last window is dropped", ("max_pool",),
+         {"output-shape", "ceil-mode"}, says="should be",
+         max_pool_forward=lambda x, **p: reference.max_pool_forward(x, **_floor(p)),
+         max_pool_backward=lambda x, dy, **p: reference.max_pool_backward(x, dy, **_floor(p)))
+
+
+# --------------------------------------------------------------------------- average pooling
+
+def avg_pool_backward_assigned(x: Array, dy: Array, **p: Any) -> Array:
+    out_shape, grid = _pool_grid(x, p["kernel_size"], p["stride"], p["padding"], p["dilation"], p["ceil_mode"])
+    spec.check_dy(dy, out_shape, x.dtype)
+    divisor = window_counts(grid, include_padding=p["count_include_pad"], padding=p["padding"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(divisor > 0, dy / divisor, 0).astype(x.dtype)
+    dxp = zeros_padded(x.shape, grid, x.dtype)
+    for slices in grid.slices:
+        dxp[(slice(None), slice(None)) + slices] = share  # overwrites where windows overlap
+    return np.ascontiguousarray(crop(dxp, grid))
+
+
+register("avgpool-grad-assigned", "dx is assigned per window instead of accumulated where windows overlap",
+         ("avg_pool",), {"backward-values", "finite-differences", "adjoint", "ceil-mode", "avgpool-divisor"},
+         avg_pool_backward=avg_pool_backward_assigned)
+
+
+def avg_pool_forward_full_k(x: Array, **p: Any) -> Array:
+    if not p["count_include_pad"]:
+        return reference.avg_pool_forward(x, **p)
+    xp, grid = _pool_windows(x, 0.0, **p)
+    total = np.zeros((*x.shape[:2], *grid.out_spatial), dtype=x.dtype)
+    for slices in grid.slices:
+        total += xp[(slice(None), slice(None)) + slices]
+    return np.ascontiguousarray(total / math.prod(p["kernel_size"]))
+
+
+register("avgpool-divisor-full-kernel", "count_include_pad divides by the full kernel, ceil overhang included",
+         ("avg_pool",), {"forward-values", "ceil-mode", "avgpool-divisor", "finite-differences", "adjoint"},
+         avg_pool_forward=avg_pool_forward_full_k)
+register("avgpool-count-include-pad-inverted", "count_include_pad is read inverted", ("avg_pool",),
+         {"forward-values", "backward-values", "avgpool-divisor", "ceil-mode", "empty-windows"},
+         avg_pool_forward=lambda x, **p: reference.avg_pool_forward(x, **{**p, "count_include_pad": not p["count_include_pad"]}),
+         avg_pool_backward=lambda x, dy, **p: reference.avg_pool_backward(
+             x, dy, **{**p, "count_include_pad": not p["count_include_pad"]}))
+
+
+def avg_pool_backward_in_place(x: Array, dy: Array, **p: Any) -> Array:
+    out_shape, grid = _pool_grid(x, p["kernel_size"], p["stride"], p["padding"], p["dilation"], p["ceil_mode"])
+    divisor = window_counts(grid, include_padding=p["count_include_pad"], padding=p["padding"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(dy, np.where(divisor > 0, divisor, np.inf), out=dy)  # scales the caller's dy in place
+    return reference.avg_pool_backward(x, dy * divisor, **p)
+
+
+register("avgpool-dy-mutated", "the backward divides the caller's dy in place", ("avg_pool",),
+         {"input-mutation"}, says="wrote into", avg_pool_backward=avg_pool_backward_in_place)
+
+
+# --------------------------------------------------------------------------- linear
+
+def linear_forward_transposed(x: Array, w: Array, b: Array | None) -> Array:
+    # Reads the (out, in) buffer as if it were stored (in, out): x @ W instead of x @ W.T.
+    y = x @ np.ascontiguousarray(w).reshape(w.shape[1], w.shape[0])
+    return y if b is None else y + b
+
+
+register("linear-weight-transposed", "the (out, in) weight is read as (in, out)", ("linear",),
+         {"forward-values", "metamorphic", "finite-differences", "adjoint"}, linear_forward=linear_forward_transposed)
+
+
+def linear_backward_db(fn: Any) -> Any:
+    def backward(x: Array, w: Array, dy: Array) -> tuple[Array, Array, Array]:
+        dx, dw, _ = reference.linear_backward(x, w, dy)
+        return dx, dw, fn(dy)
+
+    return backward
+
+
+register("linear-db-mean", "db = dy.mean(axis=0) instead of the sum", ("linear",),
+         {"backward-values", "finite-differences"},
+         linear_backward=linear_backward_db(lambda dy: dy.mean(axis=0) if dy.shape[0] else dy.sum(axis=0)))
+register("linear-db-view-of-dy", "for a batch of one, db is returned as a view of dy", ("linear",),
+         {"output-contract"}, says="shares memory",
+         linear_backward=linear_backward_db(lambda dy: dy[0] if dy.shape[0] == 1 else dy.sum(axis=0)))
+register("linear-float32-accumulation", "float64 inputs computed in float32", ("linear",), VALUES,
+         dtypes=("float64",),
+         linear_forward=lambda x, w, b: reference.linear_forward(*_in("float32", x, w, b)).astype(x.dtype),
+         linear_backward=lambda x, w, dy: tuple(g.astype(x.dtype) for g in reference.linear_backward(
+             *_in("float32", x, w, dy))))
+register("linear-float64-result", "float32 inputs give a float64 result (NumPy promotion with a float64 bias)",
+         ("linear",), {"output-shape"}, says="dtype", dtypes=("float32",),
+         linear_forward=lambda x, w, b: reference.linear_forward(*_in("float64", x, w, b)))

@@ -1,0 +1,247 @@
+"""Correct backends that round differently from the reference: they must pass.
+
+* ``FFT``: convolution forward and backward through real FFTs (scipy.fft) over
+  the padded signal, in the input dtype (float16 in float32); declares
+  ``accuracy="fast"``, so its error is judged normwise per slice.
+* ``OFFSET_ORDER_F16``: convolution, average pooling and linear layers summed
+  in the input dtype itself (float16 stays float16: every product and every
+  partial sum is rounded to float16), one kernel offset after another.
+* ``REVERSED_PAIRWISE``: the same, with kernel offsets in reverse order and
+  channels summed pairwise, checked in float32 and float64.
+
+The last two declare ``accuracy="direct"``: any summation order of K products
+in the dtype is within the elementwise bound of spec.accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import scipy.fft
+
+import reference
+import spec
+from reference.pool import _pool_grid
+from reference.windows import crop, pad, window_counts, window_grid, zeros_padded
+from spec import Array, Capabilities, Padding
+
+LEAD = (slice(None), slice(None))
+
+
+def _conv_grid(x: Array, w: Array, out: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+               dilation: tuple[int, ...]) -> Any:
+    return window_grid(x.shape[2:], kernel_size=w.shape[2:], stride=stride, padding=padding, dilation=dilation,
+                       out_spatial=out)
+
+
+# --------------------------------------------------------------------------- FFT convolution
+
+def _compute(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
+
+
+def _dilate(a: Array, factors: tuple[int, ...]) -> Array:
+    """Insert factor - 1 zeros between neighbours along the spatial axes of (A, B, *S) ``a``."""
+    shape = (*a.shape[:2], *((n - 1) * f + 1 if n else 0 for n, f in zip(a.shape[2:], factors)))
+    out = np.zeros(shape, dtype=a.dtype)
+    out[LEAD + tuple(slice(None, None, f) for f in factors)] = a
+    return out
+
+
+def fft_conv_forward(x: Array, w: Array, b: Array | None, *, stride: tuple[int, ...], padding: Padding,
+                     dilation: tuple[int, ...], groups: int) -> Array:
+    """y[n, o] = correlate(x_pad[n, group], w_dilated[o]) subsampled by the stride, via FFTs of the padded length."""
+    out_shape = spec.conv_output_shape(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    dtype = _compute(x.dtype)
+    grid = _conv_grid(x, w, out_shape[2:], stride, padding, dilation)
+    xp = pad(x.astype(dtype), grid, 0.0)
+    size = xp.shape[2:]
+    axes = tuple(range(2, xp.ndim))
+    y = np.zeros(out_shape, dtype=dtype)
+    if x.shape[0]:
+        xf = scipy.fft.rfftn(xp, s=size, axes=axes)
+        wf = scipy.fft.rfftn(_dilate(w.astype(dtype), dilation), s=size, axes=axes)
+        cg, og = x.shape[1] // groups, w.shape[0] // groups
+        yf = np.concatenate([
+            np.einsum("nc...,oc...->no...", xf[:, g * cg:(g + 1) * cg], np.conj(wf[g * og:(g + 1) * og]))
+            for g in range(groups)], axis=1)
+        full = scipy.fft.irfftn(yf, s=size, axes=axes)
+        y = full[LEAD + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(out_shape[2:], stride))]
+    if b is not None:
+        y = y + b.astype(dtype).reshape((1, -1) + (1,) * (y.ndim - 2))
+    return np.ascontiguousarray(y, dtype=x.dtype)
+
+
+def fft_conv_backward(x: Array, w: Array, dy: Array, *, stride: tuple[int, ...], padding: Padding,
+                      dilation: tuple[int, ...], groups: int) -> tuple[Array, Array, Array]:
+    """dW: correlation of x_pad with the stride-zero-inserted dY; dX: full convolution of that dY with w_dilated."""
+    out_shape = spec.conv_output_shape(x, w, None, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    spec.check_dy(dy, out_shape, x.dtype)
+    dtype = _compute(x.dtype)
+    grid = _conv_grid(x, w, out_shape[2:], stride, padding, dilation)
+    db = dy.astype(dtype).sum(axis=(0, *range(2, dy.ndim)))
+    if x.shape[0] == 0:
+        return np.zeros_like(x), np.zeros_like(w), np.ascontiguousarray(db, dtype=x.dtype)
+    xp = pad(x.astype(dtype), grid, 0.0)
+    size = xp.shape[2:]
+    axes = tuple(range(2, xp.ndim))
+    xf = scipy.fft.rfftn(xp, s=size, axes=axes)
+    wf = scipy.fft.rfftn(_dilate(w.astype(dtype), dilation), s=size, axes=axes)
+    dyf = scipy.fft.rfftn(_dilate(dy.astype(dtype), stride), s=size, axes=axes)
+    cg, og = x.shape[1] // groups, w.shape[0] // groups
+    dwf = np.concatenate([
+        np.einsum("no...,nc...->oc...", np.conj(dyf[:, g * og:(g + 1) * og]), xf[:, g * cg:(g + 1) * cg])
+        for g in range(groups)], axis=0)
+    dxf = np.concatenate([
+        np.einsum("no...,oc...->nc...", dyf[:, g * og:(g + 1) * og], wf[g * og:(g + 1) * og])
+        for g in range(groups)], axis=1)
+    dw_full = scipy.fft.irfftn(dwf, s=size, axes=axes)
+    dw = dw_full[LEAD + tuple(slice(0, (k - 1) * d + 1, d) for k, d in zip(w.shape[2:], dilation))]
+    dx = crop(scipy.fft.irfftn(dxf, s=size, axes=axes), grid)
+    return (np.ascontiguousarray(dx, dtype=x.dtype), np.ascontiguousarray(dw, dtype=x.dtype),
+            np.ascontiguousarray(db, dtype=x.dtype))
+
+
+FFT = SimpleNamespace(
+    capabilities=Capabilities(accuracy="fast", notes=("scipy.fft real FFTs over the padded signal",)),
+    conv_forward=fft_conv_forward, conv_backward=fft_conv_backward,
+)
+
+
+# --------------------------------------------------------------------------- direct, in-dtype, other orders
+
+def _sum(terms: list[Array], pairwise: bool) -> Array:
+    """Sum arrays in their own dtype: left to right, or pairwise (halving)."""
+    if not pairwise:
+        total = terms[0].copy()
+        for t in terms[1:]:
+            total += t
+        return total
+    while len(terms) > 1:
+        terms = [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k] for k in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def _sum_axis(a: Array, axis: int, pairwise: bool) -> Array:
+    if a.shape[axis] == 0:
+        return np.zeros(np.delete(np.array(a.shape), axis).tolist(), dtype=a.dtype)
+    return _sum([np.take(a, k, axis=axis) for k in range(a.shape[axis])], pairwise)
+
+
+class InDtype:
+    """Direct convolution, average pooling and linear layers computed in the input dtype."""
+
+    def __init__(self, *, reverse: bool, pairwise: bool) -> None:
+        self.reverse, self.pairwise = reverse, pairwise
+        self.capabilities = Capabilities(accuracy="direct", notes=(f"in-dtype sums, reverse={reverse}, "
+                                                                   f"pairwise={pairwise}",))
+        self.max_pool_forward = reference.max_pool_forward
+        self.max_pool_backward = reference.max_pool_backward
+
+    def _order(self, n: int) -> list[int]:
+        return list(range(n))[::-1] if self.reverse else list(range(n))
+
+    def conv_forward(self, x: Array, w: Array, b: Array | None, *, stride: tuple[int, ...], padding: Padding,
+                     dilation: tuple[int, ...], groups: int) -> Array:
+        out_shape = spec.conv_output_shape(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        grid = _conv_grid(x, w, out_shape[2:], stride, padding, dilation)
+        xp = pad(x, grid, 0.0)
+        cg, og = x.shape[1] // groups, w.shape[0] // groups
+        spatial = (None,) * (x.ndim - 2)
+        blocks = []
+        for g in range(groups):
+            per_offset = []
+            for index in self._order(len(grid.offsets)):
+                window = xp[LEAD + grid.slices[index]][:, g * cg:(g + 1) * cg]  # (N, cg, *out)
+                wk = w[(slice(g * og, (g + 1) * og), slice(None), *grid.offsets[index])]  # (og, cg)
+                products = window[:, None] * wk[(None, slice(None), slice(None), *spatial)]  # (N, og, cg, *out)
+                per_offset.append(_sum_axis(products, 2, self.pairwise))
+            blocks.append(_sum(per_offset, False))
+        y = np.concatenate(blocks, axis=1)
+        if b is not None:
+            y = y + b.reshape((1, -1) + (1,) * (y.ndim - 2))
+        return np.ascontiguousarray(y, dtype=x.dtype)
+
+    def conv_backward(self, x: Array, w: Array, dy: Array, *, stride: tuple[int, ...], padding: Padding,
+                      dilation: tuple[int, ...], groups: int) -> tuple[Array, Array, Array]:
+        out_shape = spec.conv_output_shape(x, w, None, stride=stride, padding=padding, dilation=dilation,
+                                           groups=groups)
+        spec.check_dy(dy, out_shape, x.dtype)
+        grid = _conv_grid(x, w, out_shape[2:], stride, padding, dilation)
+        xp = pad(x, grid, 0.0)
+        cg, og = x.shape[1] // groups, w.shape[0] // groups
+        spatial = (None,) * (x.ndim - 2)
+        dxp = zeros_padded(x.shape, grid, x.dtype)
+        dw = np.zeros_like(w)
+        n = x.shape[0]
+        for index in self._order(len(grid.offsets)):
+            offset, slices = grid.offsets[index], grid.slices[index]
+            window = xp[LEAD + slices]
+            for g in range(groups):
+                dyg = dy[:, g * og:(g + 1) * og]  # (N, og, *out)
+                wk = w[(slice(g * og, (g + 1) * og), slice(None), *offset)]  # (og, cg)
+                products = dyg[:, :, None] * wk[(None, slice(None), slice(None), *spatial)]  # (N, og, cg, *out)
+                dxp[LEAD + slices][:, g * cg:(g + 1) * cg] += _sum_axis(products, 1, self.pairwise)
+                xs = window[:, g * cg:(g + 1) * cg]
+                positions = math.prod(out_shape[2:])
+                pairs = (dyg[:, :, None] * xs[:, None]).reshape(n, og, cg, positions)
+                flat = np.moveaxis(pairs, 0, 2).reshape(og, cg, n * positions)
+                dw[(slice(g * og, (g + 1) * og), slice(None), *offset)] = _sum_axis(flat, 2, self.pairwise)
+        db = _sum_axis(np.moveaxis(dy, 1, 0).reshape(dy.shape[1], n * math.prod(out_shape[2:])), 1, self.pairwise)
+        return np.ascontiguousarray(crop(dxp, grid)), dw, np.ascontiguousarray(db, dtype=x.dtype)
+
+    def avg_pool_forward(self, x: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...],
+                         padding: Padding, dilation: tuple[int, ...], ceil_mode: bool,
+                         count_include_pad: bool) -> Array:
+        _, grid = _pool_grid(x, kernel_size, stride, padding, dilation, ceil_mode)
+        xp = pad(x, grid, 0.0)
+        total = _sum([xp[LEAD + grid.slices[k]] for k in self._order(len(grid.slices))], self.pairwise)
+        divisor = window_counts(grid, include_padding=spec.check_flag(count_include_pad, "count_include_pad"),
+                                padding=padding).astype(x.dtype)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.ascontiguousarray(total / divisor)
+
+    def avg_pool_backward(self, x: Array, dy: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...],
+                          padding: Padding, dilation: tuple[int, ...], ceil_mode: bool,
+                          count_include_pad: bool) -> Array:
+        out_shape, grid = _pool_grid(x, kernel_size, stride, padding, dilation, ceil_mode)
+        spec.check_dy(dy, out_shape, x.dtype)
+        divisor = window_counts(grid, include_padding=count_include_pad, padding=padding).astype(x.dtype)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(divisor > 0, dy / divisor, 0).astype(x.dtype)
+        dxp = zeros_padded(x.shape, grid, x.dtype)
+        for k in self._order(len(grid.slices)):
+            dxp[LEAD + grid.slices[k]] += share
+        return np.ascontiguousarray(crop(dxp, grid))
+
+    def linear_forward(self, x: Array, w: Array, b: Array | None) -> Array:
+        spec.linear_output_shape(x, w, b)
+        products = x[:, None, :] * w[None, :, :]  # (N, out, in)
+        order = self._order(w.shape[1])
+        y = _sum_axis(products[:, :, order], 2, self.pairwise) if w.shape[1] else np.zeros((x.shape[0], w.shape[0]),
+                                                                                          dtype=x.dtype)
+        return np.ascontiguousarray(y if b is None else y + b, dtype=x.dtype)
+
+    def linear_backward(self, x: Array, w: Array, dy: Array) -> tuple[Array, Array, Array]:
+        out_shape = spec.linear_output_shape(x, w, None)
+        spec.check_dy(dy, out_shape, x.dtype)
+        batch = self._order(x.shape[0])
+        dx = _sum_axis(dy[:, :, None] * w[None, :, :], 1, self.pairwise)  # (N, in)
+        dw = _sum_axis((dy[:, :, None] * x[:, None, :])[batch], 0, self.pairwise)  # (out, in)
+        db = _sum_axis(dy[batch], 0, self.pairwise)
+        return (np.ascontiguousarray(dx, dtype=x.dtype), np.ascontiguousarray(dw, dtype=x.dtype),
+                np.ascontiguousarray(db, dtype=x.dtype))
+
+
+OFFSET_ORDER = InDtype(reverse=False, pairwise=False)
+REVERSED_PAIRWISE = InDtype(reverse=True, pairwise=True)
+
+#: name -> (backend, dtypes it is checked in, operations it implements differently from the reference).
+CORRECT: dict[str, tuple[object, tuple[str, ...], tuple[spec.OpName, ...]]] = {
+    "fft-conv": (FFT, ("float64", "float32", "float16"), ("conv",)),
+    "float16-in-float16-offset-order": (OFFSET_ORDER, ("float16",), ("conv", "avg_pool", "linear")),
+    "reversed-offsets-pairwise-channels": (REVERSED_PAIRWISE, ("float32", "float64"), ("conv", "avg_pool", "linear")),
+}

@@ -1,0 +1,13 @@
+"""A backend whose conv_forward returns a Python float."""
+
+from typing import Any
+
+import reference
+from reference import CAPABILITIES, conv_backward
+
+
+def conv_forward(x: Any, w: Any, b: Any, **params: Any) -> Any:
+    return float(reference.conv_forward(x, w, b, **params).sum())
+
+
+__all__ = ["CAPABILITIES", "conv_backward", "conv_forward"]

@@ -1,0 +1,234 @@
+"""The suite survives its backends: crashes, hangs, memory hogs and contract breakers become findings.
+
+Each backend of :mod:`tests.misbehaving` is checked on ``conv`` in a worker
+process with short limits; the run must finish within its budget, report the
+right kind of finding and end NOT CONFORMANT (exit 1). Also: usage errors exit
+2 with one line, a killed run leaves a whole report, and a report is
+reproducible across processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import conformance.report as reporting
+from conformance.cli import main
+from conformance.isolation import SubprocessCaller, describe_exit
+from conformance.loader import load_backend
+from conformance.rules import RULES
+from conformance.runner import RunReport, run
+
+ROOT = Path(__file__).resolve().parent.parent
+#: A few rules are enough to see how a call misbehaves, and keep each test to a second or two.
+FEW_RULES = tuple(r for r in RULES if r.id in ("output-shape", "forward-values", "backward-values"))
+TIMEOUT = 1.0
+
+
+def check(name: str, *, rules: Any = FEW_RULES, timeout: float = TIMEOUT, memory_limit_mib: int = 1024,
+          budget: float = 20.0) -> RunReport:
+    """Check ``tests.misbehaving.NAME`` on conv/float64 in a worker; it must finish within ``budget`` seconds."""
+    backend = load_backend(f"tests.misbehaving.{name}")
+    caller = SubprocessCaller(backend.target, timeout=timeout, memory_limit_mib=memory_limit_mib)
+    start = time.perf_counter()
+    report = run(backend, ops=["conv"], dtypes=["float64"], profile="quick", caller=caller, rules=rules)
+    elapsed = time.perf_counter() - start
+    assert elapsed < budget, f"the run took {elapsed:.1f} s, but should take under {budget} s [{name}]"
+    return report
+
+
+def findings(report: RunReport) -> list[tuple[str, str]]:
+    """(rule, summary) of each failure; a suite error (status "error") fails the test instead."""
+    errors = [r.note for r in report.results if r.status == "error"]
+    assert not errors, f"the suite itself failed: {errors[0]}"
+    return [(r.violation.rule, r.violation.summary) for r in report.failures if r.violation is not None]
+
+
+@pytest.mark.parametrize(("name", "rule", "says"), [
+    ("segfault", "crash", "SIGSEGV"),
+    ("abort", "crash", "SIGABRT"),
+    ("exits", "crash", "exited with status 3"),
+    ("killed", "crash", "SIGKILL"),
+    ("hangs", "hang", "did not return within 1 s"),
+    ("spins", "hang", "did not return within 1 s"),
+    ("allocates", "crash", "exceeded the memory limit of 1024 MiB"),
+])
+def test_process_level_misbehaviour_is_a_finding(name: str, rule: str, says: str) -> None:
+    report = check(name)
+    found = findings(report)
+    assert not report.conformant and found, f"no finding for {name}"
+    assert all(r == rule for r, _ in found), f"rules {sorted({r for r, _ in found})}, but should be {rule} [{name}]"
+    assert any(says in summary for _, summary in found), f"no finding says {says!r}: {found[0][1]}"
+    # conv_backward is the reference's: its rule still passes next to the broken forward.
+    assert any(r.rule == "backward-values" and r.status == "passed" for r in report.results)
+
+
+def test_a_crash_names_the_backend_line() -> None:
+    summary = findings(check("segfault"))[0][1]
+    assert "tests/misbehaving/segfault.py:" in summary and "in conv_forward" in summary, summary
+
+
+def test_a_hang_names_the_backend_line_and_is_not_retried_while_shrinking() -> None:
+    backend = load_backend("tests.misbehaving.hangs")
+    caller = SubprocessCaller(backend.target, timeout=TIMEOUT)
+    start = time.perf_counter()
+    report = run(backend, ops=["conv"], dtypes=["float64", "float32"], profile="quick", caller=caller)
+    elapsed = time.perf_counter() - start
+    # Two hangs (max_strikes) of one timeout each, then every call of conv_forward is skipped.
+    assert elapsed < 2 * TIMEOUT + 20, f"the run took {elapsed:.1f} s"
+    assert caller.starts <= 3, f"{caller.starts} worker starts"
+    found = findings(report)
+    assert "tests/misbehaving/hangs.py:" in found[0][1], found[0][1]
+    assert any("was not called again" in summary for _, summary in found)
+
+
+def test_crashes_on_some_parameters_keep_the_good_results() -> None:
+    report = check("crashes_on_stride", rules=RULES, budget=40.0)
+    crashes = [r.violation for r in report.failures if r.violation is not None and r.violation.rule == "crash"]
+    assert crashes, "the crash for stride > 1 was not found"
+    for violation in crashes:
+        if violation.case is not None and violation.case.problem.op == "conv" and "invalid" not in violation.summary:
+            stride = dict(violation.case.problem.params)["stride"]
+            assert max(stride) > 1, f"reported case has stride={stride}, which does not crash: {violation.summary}"
+    assert any(r.status == "passed" for r in report.results), "no rule passed: the good cases were lost"
+
+
+@pytest.mark.parametrize(("name", "rule", "says"), [
+    ("returns_none", "output-contract", "result is a NoneType"),
+    ("returns_list", "output-contract", "result is a list"),
+    ("returns_scalar", "output-contract", "result is a float"),
+    ("returns_generator", "output-contract", "result is a generator"),
+    ("read_only", "output-contract", "read-only"),
+    ("wrong_shape", "output-shape", "y.shape="),
+    ("wrong_dtype", "output-shape", "y.dtype=float32"),
+    ("integers", "output-shape", "y.dtype=int64"),
+    ("complex", "output-shape", "y.dtype=complex128"),
+    ("raises", "", "raised ValueError on a valid call: not today"),
+    ("raises_unpicklable", "", "raised _Stubborn on a valid call: conv failed with code 3"),
+    ("nan", "forward-values", "differs"),
+    ("writes_x", "input-mutation", "wrote into its input(s) x"),
+    ("writes_w", "input-mutation", "wrote into its input(s) w"),
+    ("writes_dy", "input-mutation", "wrote into its input(s) dy"),
+])
+def test_contract_breakers_arrive_intact(name: str, rule: str, says: str) -> None:
+    found = findings(check(name))
+    assert found, f"no finding for {name}"
+    assert any((not rule or r == rule) and says in summary for r, summary in found), (
+        f"no {rule or 'error'} finding says {says!r}: {found}")
+
+
+def test_non_contiguous_fresh_results_are_allowed() -> None:
+    """The spec asks for fresh arrays of the right dtype and shape; memory order is the backend's choice."""
+    report = check("non_contiguous")
+    assert report.conformant, reporting.render_text(report)
+
+
+def test_unsendable_result_and_exception_keep_their_names() -> None:
+    caller = SubprocessCaller("tests.misbehaving.returns_generator", timeout=5)
+    try:
+        x, w = np.ones((1, 1, 4)), np.ones((1, 1, 2))
+        params = {"stride": (1,), "padding": ((0, 0),), "dilation": (1,), "groups": 1}
+        outcome = caller.call("conv_forward", [x, w, None], params)
+    finally:
+        caller.close()
+    assert outcome.problems[0] == "result is a generator, must be a numpy.ndarray", outcome.problems
+    assert any("could not be sent" in p for p in outcome.problems), outcome.problems
+
+
+def test_describe_exit() -> None:
+    assert describe_exit(-6) == "killed by signal SIGABRT (Aborted)"
+    assert describe_exit(3) == "the process exited with status 3"
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def cli(*argv: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "conformance.cli", *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+def test_cli_exits_1_after_a_crash_and_writes_the_report(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    done = cli("check", "tests.misbehaving.abort", "--profile", "quick", "--ops", "conv", "--dtypes", "float64",
+               "--timeout", "1", "--report", str(out))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "SIGABRT" in done.stdout and "NOT CONFORMANT" in done.stdout
+    data = json.loads(out.read_text())
+    assert {r["violation"]["rule"] for r in data["results"] if r.get("violation")} == {"crash"}
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["check", "tests.misbehaving.no_such_module"], "cannot import backend module 'tests.misbehaving.no_such_module'"),
+    (["check", "tests.misbehaving.fails_on_import"], "RuntimeError: this backend needs a GPU driver"),
+    (["check", "tests.misbehaving.not_a_backend"], "is not a backend"),
+    (["check", "tests.misbehaving.segfault:nothing"], "has no attribute 'nothing'"),
+    (["check", "reference", "--timeout", "0"], "--timeout: '0': must be a finite number of seconds, above 0"),
+    (["check", "reference", "--timeout", "soon"], "--timeout: 'soon' is not a number of seconds"),
+    (["check", "reference", "--timeout", "nan"], "--timeout: 'nan': must be a finite number"),
+    (["check", "reference", "--memory-limit", "10"], "--memory-limit: '10': must be a finite number of MiB, at least 64"),
+    (["check", "reference", "--memory-limit", "1.5"], "--memory-limit: '1.5' is not a number of MiB"),
+    (["check", "reference", "--isolation", "thread"], "--isolation: invalid choice: 'thread'"),
+])
+def test_bad_usage_exits_2_with_one_line(argv: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as exited:  # argparse's way out
+        code = exited.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], err
+
+
+def test_a_killed_run_leaves_the_previous_report(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    out.write_text('{"previous": true}\n')
+    process = subprocess.Popen([sys.executable, "-m", "conformance.cli", "check", "tests.misbehaving.hangs", "--profile",
+                                "quick", "--timeout", "5", "--report", str(out)], cwd=ROOT,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    process.stdout.readline()  # the run has started, and is waiting on a hanging call
+    time.sleep(1.0)
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    process.stdout.close()
+    assert json.loads(out.read_text()) == {"previous": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def _without_timings(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _without_timings(v) for k, v in data.items() if k != "seconds"}
+    if isinstance(data, list):
+        return [_without_timings(v) for v in data]
+    return data
+
+
+def test_the_same_seed_gives_the_same_report_in_another_process(tmp_path: Path) -> None:
+    """Across processes with different str hashes, only the timings may differ."""
+    reports = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"report-{hash_seed}.json"
+        done = cli("check", "tests.misbehaving.nan", "--profile", "quick", "--ops", "conv,avg_pool", "--seed", "7",
+                   "--report", str(out), env={"PYTHONHASHSEED": hash_seed})
+        assert done.returncode == 1, done.stdout + done.stderr
+        reports.append(_without_timings(json.loads(out.read_text())))
+    assert reports[0] == reports[1]
+
+
+def test_the_same_seed_gives_the_same_report_in_process() -> None:
+    backend = load_backend("reference")
+    first, second = (reporting.to_dict(run(backend, ops=["max_pool"], dtypes=["float32"], profile="quick", seed=3),
+                                       timings=False) for _ in range(2))
+    assert first == second
