@@ -21,10 +21,13 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="convspec", description="Conformance and performance of convolution, pooling and linear layers.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    from conformance import bench, runner
+    import conformance.bench as bench
+    import conformance.matrix as matrix
+    import conformance.runner as runner
 
     runner.add_arguments(commands.add_parser("check", help="check a backend against the spec"))
     bench.add_arguments(commands.add_parser("bench", help="time a backend against a baseline"))
+    matrix.add_arguments(commands.add_parser("matrix", help="check several backends and compose the conformance matrix"))
     return parser
 
 
@@ -33,10 +36,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = bool(getattr(args, "verbose", False))
     try:
         if args.command == "check":
-            from conformance import runner
+            import conformance.runner as runner
 
             return runner.run_from_args(args)
-        from conformance import bench
+        if args.command == "matrix":
+            import conformance.matrix as matrix
+
+            return matrix.run_from_args(args)
+        import conformance.bench as bench
 
         return bench.run(args)
     except BackendLoadError as exc:

@@ -14,6 +14,7 @@ import platform
 import sys
 import time
 import traceback
+import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -151,7 +152,10 @@ def run_item(ctx: Context, item: PlanItem, seed: int) -> RuleResult:
     test = hypothesis.seed(_seed_for(seed, item))(test)
     start = time.perf_counter()
     try:
-        test()
+        # NaN and infinite inputs are generated on purpose: NumPy's warnings about them are noise here.
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            test()
     except Exception as exc:  # a Violation is the expected failure; anything else is reported as an error
         violation = _find_violation(exc)
         if violation is not None:

@@ -101,27 +101,54 @@ def _sizes_for(draw: st.DrawFn, need: int, extra: int) -> int:
     return draw(st.integers(max(1, need), max(1, need) + extra))
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Upper bounds of one size class; strategies draw each dimension up to these."""
+
+    channels: int
+    groups: int
+    kernel: int
+    stride: int
+    dilation: int
+    pad: int
+    extra: int
+    batch: int
+
+
+def size_limits(draw: st.DrawFn, rank: int) -> Limits:
+    """Small cases mostly; sometimes larger ones, where blocked and tiled kernels break.
+
+    The class is drawn as a boolean, so shrinking always falls back to small.
+    """
+    large = draw(st.booleans())
+    if rank == 3:
+        return Limits(2, 2, 2, 3, 2, 2, 3, 3) if not large else Limits(3, 3, 3, 3, 3, 2, 6, 3)
+    if not large:
+        return Limits(3, 3, 3, 3, 2, 2, 5, 3)
+    return Limits(6, 4, 5, 4, 3, 3, 40 if rank == 1 else 20, 5)
+
+
 @st.composite
 def conv_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, *, rank: int | None = None,
-                  max_batch: int = 3, single_channel: bool = False) -> Problem:
+                  max_batch: int | None = None, single_channel: bool = False) -> Problem:
     """Valid convolution problems inside ``caps``: rank, groups, kernel, stride, dilation, padding."""
     rank = rank if rank is not None else draw(st.sampled_from(sorted(caps.spatial_ranks)))
-    small = rank == 3
+    lim = size_limits(draw, rank)
     if single_channel:
         groups, c_in, c_out = 1, 1, 1
     else:
-        groups = draw(st.integers(1, 3)) if caps.groups else 1
-        c_in = groups * draw(st.integers(1, 2 if small else 3))
-        c_out = groups * draw(st.integers(1, 2 if small else 3))
-    kernel = tuple(draw(st.integers(1, 2 if small else 3)) for _ in range(rank))
-    stride = tuple(draw(st.integers(1, 3)) for _ in range(rank))
-    dilation = tuple(draw(st.integers(1, 2)) if caps.dilation else 1 for _ in range(rank))
-    padding = _draw_padding(draw, caps, kernel, dilation, limit=None)
+        groups = draw(st.integers(1, lim.groups)) if caps.groups else 1
+        c_in = groups * draw(st.integers(1, lim.channels))
+        c_out = groups * draw(st.integers(1, lim.channels))
+    kernel = tuple(draw(st.integers(1, lim.kernel)) for _ in range(rank))
+    stride = tuple(draw(st.integers(1, lim.stride)) for _ in range(rank))
+    dilation = tuple(draw(st.integers(1, lim.dilation)) if caps.dilation else 1 for _ in range(rank))
+    padding = _draw_padding(draw, caps, kernel, dilation, limit=None, most=lim.pad)
     spatial = tuple(
-        _sizes_for(draw, d * (k - 1) + 1 - lo - hi, 3 if small else 5)
+        _sizes_for(draw, d * (k - 1) + 1 - lo - hi, lim.extra)
         for k, d, (lo, hi) in zip(kernel, dilation, padding)
     )
-    batch = draw(st.integers(0 if caps.empty_batch else 1, max_batch))
+    batch = draw(st.integers(0 if caps.empty_batch else 1, lim.batch if max_batch is None else max_batch))
     return Problem(
         "conv", dtype, (batch, c_in, *spatial), (c_out, c_in // groups, *kernel), draw(st.booleans()),
         {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups},
@@ -129,10 +156,10 @@ def conv_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, *, rank: int 
 
 
 def _draw_padding(draw: st.DrawFn, caps: Capabilities, kernel: tuple[int, ...], dilation: tuple[int, ...],
-                  limit: Literal["half_kernel"] | None) -> Padding:
+                  limit: Literal["half_kernel"] | None, most: int = 2) -> Padding:
     pairs = []
     for k, d in zip(kernel, dilation):
-        top = 2 if limit is None else (d * (k - 1) + 1) // 2
+        top = most if limit is None else min(most + 1, (d * (k - 1) + 1) // 2)
         lo = draw(st.integers(0, top))
         hi = draw(st.integers(0, top)) if caps.asymmetric_padding else lo
         pairs.append((lo, hi))
@@ -141,18 +168,18 @@ def _draw_padding(draw: st.DrawFn, caps: Capabilities, kernel: tuple[int, ...], 
 
 @st.composite
 def pool_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, op: OpName, *, rank: int | None = None,
-                  max_batch: int = 3, ceil_mode: bool | None = None) -> Problem:
+                  max_batch: int | None = None, ceil_mode: bool | None = None) -> Problem:
     """Valid max or average pooling problems inside ``caps``."""
     rank = rank if rank is not None else draw(st.sampled_from(sorted(caps.spatial_ranks)))
-    small = rank == 3
-    kernel = tuple(draw(st.integers(1, 2 if small else 3)) for _ in range(rank))
-    stride = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    lim = size_limits(draw, rank)
+    kernel = tuple(draw(st.integers(1, lim.kernel)) for _ in range(rank))
+    stride = tuple(draw(st.integers(1, lim.stride)) for _ in range(rank))
     dilated = caps.max_pool_dilation if op == "max_pool" else caps.avg_pool_dilation
-    dilation = tuple(draw(st.integers(1, 2)) if dilated else 1 for _ in range(rank))
+    dilation = tuple(draw(st.integers(1, lim.dilation)) if dilated else 1 for _ in range(rank))
     limit: Literal["half_kernel"] | None = "half_kernel" if caps.pool_padding == "half_kernel" else None
-    padding = _draw_padding(draw, caps, kernel, dilation, limit)
+    padding = _draw_padding(draw, caps, kernel, dilation, limit, most=lim.pad)
     spatial = tuple(
-        _sizes_for(draw, d * (k - 1) + 1 - lo - hi, 3 if small else 5)
+        _sizes_for(draw, d * (k - 1) + 1 - lo - hi, lim.extra)
         for k, d, (lo, hi) in zip(kernel, dilation, padding)
     )
     if ceil_mode is None:
@@ -162,17 +189,18 @@ def pool_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, op: OpName, *
     }
     if op == "avg_pool":
         params["count_include_pad"] = draw(st.sampled_from(sorted(caps.count_include_pad, reverse=True)))
-    channels = draw(st.integers(1, 2 if small else 3))
-    batch = draw(st.integers(0 if caps.empty_batch else 1, max_batch))
+    channels = draw(st.integers(1, lim.channels))
+    batch = draw(st.integers(0 if caps.empty_batch else 1, lim.batch if max_batch is None else max_batch))
     return Problem(op, dtype, (batch, channels, *spatial), None, False, params)
 
 
 @st.composite
-def linear_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, *, max_batch: int = 4) -> Problem:
-    """Linear problems: square and non-square weights, bias or not."""
-    n_in = draw(st.integers(1, 8))
-    n_out = draw(st.one_of(st.just(n_in), st.integers(1, 8)))
-    batch = draw(st.integers(0 if caps.empty_batch else 1, max_batch))
+def linear_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, *, max_batch: int | None = None) -> Problem:
+    """Linear problems: square and non-square weights, bias or not; sometimes wide enough for blocked GEMMs."""
+    top = 70 if draw(st.booleans()) else 8
+    n_in = draw(st.integers(1, top))
+    n_out = draw(st.one_of(st.just(n_in), st.integers(1, top)))
+    batch = draw(st.integers(0 if caps.empty_batch else 1, 4 if max_batch is None else max_batch))
     return Problem("linear", dtype, (batch, n_in), (n_out, n_in), draw(st.booleans()), {})
 
 
@@ -187,12 +215,18 @@ def problems(op: OpName, caps: Capabilities, dtype: str, **kwargs: Any) -> st.Se
 
 # --------------------------------------------------------------------------- values
 
-def _value_scale(dtype: str, problem: Problem) -> float:
-    """Keep every exact output well inside the dtype's range (float16 overflows at 65504)."""
+def _value_scale(dtype: str, problem: Problem, kind: ValueKind) -> float:
+    """A power of two keeping every exact output well inside float16's range (65504).
+
+    The largest output is at most K * max|x| * max|w|; values are about 3 (``wide``: 3 * 2**3) at most.
+    """
     if dtype != "float16":
         return 1.0
-    terms = math.prod(problem.w_shape[1:]) if problem.w_shape is not None else 1
-    return 1.0 if terms <= 64 else 0.5
+    terms = math.prod(problem.w_shape[1:]) if problem.w_shape is not None else math.prod(problem.params.get(
+        "kernel_size", (1,)))
+    peak = 4.0 * (8.0 if kind == "wide" else 1.0)
+    worst = terms * peak * peak
+    return float(2.0 ** -max(0, math.ceil(math.log2(worst / 8192.0)) // 2 + 1)) if worst > 8192 else 1.0
 
 
 def make_values(shape: tuple[int, ...], kind: ValueKind, dtype: str, rng: np.random.Generator,
@@ -203,7 +237,7 @@ def make_values(shape: tuple[int, ...], kind: ValueKind, dtype: str, rng: np.ran
     * ``floats``: standard normal;
     * ``wide``: standard normal times 2**U(-e, e), magnitudes over several decades
       (e = 3 for float16, 8 otherwise);
-    * ``distinct``: a permutation of distinct values one apart (no ties at all);
+    * ``distinct``: values one apart, all different within each (sample, channel) plane (no ties);
     * ``negative``: all values in [-4, -0.5] (where a 0-padded max pool shows).
     """
     size = math.prod(shape)
@@ -215,7 +249,11 @@ def make_values(shape: tuple[int, ...], kind: ValueKind, dtype: str, rng: np.ran
         e = 3 if dtype == "float16" else 8
         values = rng.standard_normal(shape) * np.exp2(rng.uniform(-e, e, size=shape))
     elif kind == "distinct":
-        values = (rng.permutation(size).reshape(shape) - size / 2).astype(np.float64)
+        # Distinct within every (sample, channel) plane, where all of a window lies; planes stay
+        # below 2048 elements, so the values are exact integers even in float16.
+        plane = math.prod(shape[2:]) if len(shape) > 2 else size
+        ranks = np.argsort(rng.random((size // max(plane, 1), plane)), axis=-1) if size else np.zeros(0)
+        values = (ranks - plane / 2).astype(np.float64).reshape(shape)
     else:
         values = -rng.uniform(0.5, 4.0, size=shape)
     return (values * scale).astype(dtype)
@@ -224,7 +262,7 @@ def make_values(shape: tuple[int, ...], kind: ValueKind, dtype: str, rng: np.ran
 def make_inputs(problem: Problem, kind: ValueKind, seed: int, *, dy_kind: ValueKind | None = None) -> Inputs:
     """Deterministic input arrays for ``problem``: the same seed gives the same arrays."""
     rng = np.random.default_rng(seed)
-    scale = _value_scale(problem.dtype, problem)
+    scale = _value_scale(problem.dtype, problem, kind)
     x = make_values(problem.x_shape, kind, problem.dtype, rng, scale)
     w = None if problem.w_shape is None else make_values(problem.w_shape, kind if kind != "distinct" else "floats",
                                                          problem.dtype, rng, scale)

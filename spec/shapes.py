@@ -144,9 +144,11 @@ def output_size(
     ``floor((n + p_before + p_after - d * (k - 1) - 1) / s) + 1``; for d = 1 and
     symmetric padding p this is the textbook ``(n - k + 2p) / s + 1``.
 
-    With ``ceil_mode`` the division rounds up, and the last window is dropped if
-    it would start at or beyond ``n + p_before`` (inside the after-padding or
-    past it): every window starts inside the input or the before-padding.
+    With ``ceil_mode`` the division rounds up, and that extra last window is
+    dropped if it would start at or beyond ``n + p_before`` (inside the
+    after-padding or past it). Ceil mode never gives fewer windows than floor
+    mode: the drop applies only to the window rounding up added. (With padding
+    at most half the dilated kernel, PyTorch's limit, this is PyTorch's rule.)
     The result may be < 1; callers validating parameters reject that.
 
     The worked example: a 28x28 image, 16 filters of 4x4, stride 2, no padding
@@ -167,7 +169,9 @@ def output_size(
 
     >>> output_size(5, 2, stride=2), output_size(5, 2, stride=2, ceil_mode=True)
     (2, 3)
-    >>> output_size(4, 2, stride=2, padding=(1, 1), ceil_mode=True)  # 4th window would start in padding
+    >>> output_size(5, 2, stride=2, padding=(1, 1), ceil_mode=True)  # a 4th window would start at n + p_before = 6
+    3
+    >>> output_size(1, 1, stride=2, padding=(0, 4), ceil_mode=True)  # never fewer than floor mode's 3
     3
     """
     span = n + padding[0] + padding[1] - dilation * (k - 1) - 1
@@ -175,7 +179,8 @@ def output_size(
         return 0
     if not ceil_mode:
         return span // stride + 1
+    floor_out = span // stride + 1
     out = -(-span // stride) + 1
-    if (out - 1) * stride >= n + padding[0]:
+    if out > floor_out and (out - 1) * stride >= n + padding[0]:
         out -= 1
     return out

@@ -1,0 +1,118 @@
+"""The command line and the report files: exit codes, formats, and the pytest plugin."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import numpy as np
+import pytest
+
+import reference
+from conformance.cli import main
+
+
+@pytest.fixture
+def flipped_module(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A backend module whose convolution flips the kernel (true convolution, not correlation)."""
+    module = types.ModuleType("convspec_flipped_kernel")
+
+    def conv_forward(x: Any, w: Any, b: Any, **kw: Any) -> Any:
+        flipped = np.ascontiguousarray(w[(slice(None), slice(None)) + (slice(None, None, -1),) * (w.ndim - 2)])
+        return reference.conv_forward(x, flipped, b, **kw)
+
+    module.conv_forward = conv_forward
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    return module.__name__
+
+
+def test_reference_is_conformant_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "reference", "--profile", "quick", "--ops", "linear,max_pool"]) == 0
+    out = capsys.readouterr().out
+    assert "CONFORMANT: reference" in out
+    assert "NOT CONFORMANT" not in out
+
+
+def test_broken_backend_exits_1_with_an_actionable_report(flipped_module: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "r.json"
+    code = main(["check", flipped_module, "--profile", "quick", "--ops", "conv", "--dtypes", "float64",
+                 "--fail-fast", "--report", str(report), "--isolation", "none"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "NOT CONFORMANT" in out
+    assert "reproduce with:" in out and "backend.conv_forward(" in out
+    assert "expected" in out and "actual" in out and "bound" in out
+    data = json.loads(report.read_text())
+    assert data["conformant"] is False and data["stopped_early"] is True
+    failed = [r for r in data["results"] if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["violation"]["problem"].startswith("conv")
+    assert "conv_backward" in " ".join(data["uncovered"])
+
+
+def test_reproduction_snippet_runs_and_shows_the_bug(flipped_module: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from conformance.loader import load_backend
+    from conformance.runner import run
+
+    report = run(load_backend(flipped_module), ops=["conv"], dtypes=["float64"], profile="quick", fail_fast=True)
+    violation = report.failures[0].violation
+    assert violation is not None
+    namespace: dict[str, object] = {}
+    exec("\n".join(violation.snippet), namespace)  # the snippet is a complete script
+    assert "x" in namespace and "backend" in namespace
+
+
+@pytest.mark.parametrize("suffix", [".md", ".xml"])
+def test_markdown_and_junit_reports(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"report{suffix}"
+    assert main(["check", "reference", "--profile", "quick", "--ops", "linear", "--dtypes", "float32",
+                 "--report", str(path)]) == 0
+    text = path.read_text()
+    if suffix == ".md":
+        assert text.startswith("# convspec check reference") and "| forward-values | pass |" in text
+    else:
+        suite = ET.fromstring(text)
+        assert suite.tag == "testsuite" and int(suite.get("failures", "-1")) == 0
+        assert len(suite.findall("testcase")) == int(suite.get("tests", "0")) > 5
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["check", "no_such_backend_module"], "cannot import backend module"),
+    (["check", "torch_nonexistent:thing"], "cannot import"),
+    (["check", "json:dumps"], "is not a backend"),
+    (["check", "reference", "--report", "out.txt"], "use a .json, .md or .xml"),
+])
+def test_bad_usage_exits_2_with_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [["check", "reference", "--ops", "conv,pool"], ["check", "reference", "--dtypes", "int8"],
+                                  ["check", "reference", "--profile", "slow"]])
+def test_bad_option_values_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "convspec: error:" in capsys.readouterr().err
+
+
+def test_pytest_plugin_runs_the_suite_in_a_foreign_project(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(broken_kernels="""
+        import numpy as np
+        import reference
+
+        def linear_forward(x, w, b):
+            return reference.linear_forward(x, np.ascontiguousarray(w[::-1]), b)  # rows in the wrong order
+    """)
+    pytester.syspathinsert()
+    result = pytester.runpytest("--convspec-backend=broken_kernels",
+                                "--convspec-profile=quick", "--convspec-dtypes=float64")
+    assert result.parseoutcomes().get("failed", 0) >= 1
+    result.stdout.fnmatch_lines(["*convspec[[]broken_kernels[]]::linear::forward-values[[]float64[]]*",
+                                 "*reproduce with:*"])
+    assert result.ret == 1
