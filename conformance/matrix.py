@@ -63,7 +63,7 @@ def compose(reports: dict[str, str], command: str) -> str:
         lines += ["", f"**{op}**", "", "| rule | " + " | ".join(parsed) + " |", "|---|" + "---|" * len(parsed)]
         for rule in rules:
             row = []
-            for name, (_, cells) in parsed.items():
+            for _, cells in parsed.values():
                 cell = cells.get((rule, op))
                 if cell is None:
                     cell = "not supported" if not any(o == op for _, o in cells) else "-"

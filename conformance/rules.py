@@ -491,11 +491,10 @@ def _with_padding(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrate
         params = dict(problem.params)
         (lo, hi), *rest = params["padding"]
         if lo == 0 and hi == 0:
-            k, d = params["kernel_size"][0], params["dilation"][0]
-            limit = (d * (k - 1) + 1) // 2 if caps.pool_padding == "half_kernel" else 1
+            limit = params["kernel_size"][0] // 2 if caps.pool_padding == "half_kernel" else 1
             if limit == 0:
                 return problem
-            params["padding"] = ((1, 1 if caps.asymmetric_padding or True else 1), *rest)
+            params["padding"] = ((1, 1), *rest)
             problem = replace(problem, params=params)
         return problem
 

@@ -143,7 +143,7 @@ def conv_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, *, rank: int 
     kernel = tuple(draw(st.integers(1, lim.kernel)) for _ in range(rank))
     stride = tuple(draw(st.integers(1, lim.stride)) for _ in range(rank))
     dilation = tuple(draw(st.integers(1, lim.dilation)) if caps.dilation else 1 for _ in range(rank))
-    padding = _draw_padding(draw, caps, kernel, dilation, limit=None, most=lim.pad)
+    padding = _draw_padding(draw, caps, kernel, limit=None, most=lim.pad)
     spatial = tuple(
         _sizes_for(draw, d * (k - 1) + 1 - lo - hi, lim.extra)
         for k, d, (lo, hi) in zip(kernel, dilation, padding)
@@ -155,11 +155,11 @@ def conv_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, *, rank: int 
     )
 
 
-def _draw_padding(draw: st.DrawFn, caps: Capabilities, kernel: tuple[int, ...], dilation: tuple[int, ...],
+def _draw_padding(draw: st.DrawFn, caps: Capabilities, kernel: tuple[int, ...],
                   limit: Literal["half_kernel"] | None, most: int = 2) -> Padding:
     pairs = []
-    for k, d in zip(kernel, dilation):
-        top = most if limit is None else min(most + 1, (d * (k - 1) + 1) // 2)
+    for k in kernel:
+        top = most if limit is None else min(most + 1, k // 2)
         lo = draw(st.integers(0, top))
         hi = draw(st.integers(0, top)) if caps.asymmetric_padding else lo
         pairs.append((lo, hi))
@@ -177,7 +177,7 @@ def pool_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, op: OpName, *
     dilated = caps.max_pool_dilation if op == "max_pool" else caps.avg_pool_dilation
     dilation = tuple(draw(st.integers(1, lim.dilation)) if dilated else 1 for _ in range(rank))
     limit: Literal["half_kernel"] | None = "half_kernel" if caps.pool_padding == "half_kernel" else None
-    padding = _draw_padding(draw, caps, kernel, dilation, limit, most=lim.pad)
+    padding = _draw_padding(draw, caps, kernel, limit, most=lim.pad)
     spatial = tuple(
         _sizes_for(draw, d * (k - 1) + 1 - lo - hi, lim.extra)
         for k, d, (lo, hi) in zip(kernel, dilation, padding)

@@ -139,8 +139,8 @@ class Capabilities:
     ceil_mode: bool = True
     #: The values of ``count_include_pad`` the backend accepts.
     count_include_pad: frozenset[bool] = frozenset({True, False})
-    #: ``"half_kernel"``: pooling padding at most half the dilated kernel
-    #: (``before, after <= (d * (k - 1) + 1) // 2``), as PyTorch requires.
+    #: ``"half_kernel"``: pooling padding at most half the kernel size
+    #: (``before, after <= k // 2``, dilation not counted), as PyTorch and ONNX Runtime require.
     pool_padding: Literal["any", "half_kernel"] = "any"
     #: Batch size N = 0.
     empty_batch: bool = True

@@ -1,0 +1,157 @@
+"""Parameter translation shared by the framework adapters: pure functions, no framework imports.
+
+The protocol passes explicit ``(before, after)`` padding per spatial dim and a
+``ceil_mode`` flag; frameworks take symmetric padding, a ``"SAME"`` mode, or
+nothing at all. These helpers compute what an adapter hands its framework so
+that the framework computes exactly the protocol's operation. None of them
+validates: an invalid value (a negative padding, a zero stride) is passed on
+for the framework to reject or accept, and arithmetic that would divide by an
+invalid stride is skipped instead of raising an unrelated Python error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+import spec
+from spec import Padding
+
+
+class SplitPadding(NamedTuple):
+    """Padding split into a symmetric part a framework takes natively and an explicit remainder."""
+
+    #: ``min(before, after)`` per dim: the framework's own symmetric padding.
+    native: tuple[int, ...]
+    #: ``(before - native, after - native)`` per dim, never negative: padded explicitly.
+    extra: Padding
+
+
+def as_padding(padding: Sequence[Sequence[int]]) -> Padding:
+    """The protocol's padding as a hashable tuple of pairs (lists are accepted, values untouched).
+
+    >>> as_padding([[1, 2], (0, 0)])
+    ((1, 2), (0, 0))
+    """
+    return tuple((pair[0], pair[1]) for pair in padding)
+
+
+def split_padding(padding: Padding) -> SplitPadding:
+    """Split each ``(before, after)`` into a symmetric native part and a non-negative remainder.
+
+    A negative entry stays in the native part, so the framework sees (and rejects) it.
+
+    >>> split_padding(((1, 3), (2, 0), (1, 1)))
+    SplitPadding(native=(1, 0, 1), extra=((0, 2), (2, 0), (0, 0)))
+    >>> split_padding(((-1, 2),)).native
+    (-1,)
+    """
+    native = tuple(min(lo, hi) for lo, hi in padding)
+    extra = tuple((lo - p, hi - p) for (lo, hi), p in zip(padding, native))
+    return SplitPadding(native, extra)
+
+
+def is_symmetric(padding: Padding) -> bool:
+    """True when every dim pads the same amount before and after."""
+    return all(lo == hi for lo, hi in padding)
+
+
+def matches_same(
+    padding: Padding, spatial: Sequence[int], kernel_size: Sequence[int], stride: Sequence[int],
+    dilation: Sequence[int], *, lower: bool = False,
+) -> bool:
+    """True when ``padding`` is exactly what ``"same"`` (or ``"same_lower"``) resolves to, and not all zero.
+
+    >>> matches_same(((1, 2),), (6,), (4,), (1,), (1,))
+    True
+    >>> matches_same(((2, 1),), (6,), (4,), (1,), (1,), lower=True)
+    True
+    >>> matches_same(((0, 0),), (5,), (1,), (1,), (1,))   # all zero: that is "valid"
+    False
+    """
+    if len(padding) != len(spatial) or all(lo == 0 and hi == 0 for lo, hi in padding):
+        return False
+    if min((*stride, *dilation, *kernel_size), default=1) < 1:
+        return False
+    wanted = tuple(
+        spec.same_padding(n, k, stride=s, dilation=d, lower=lower)
+        for n, k, s, d in zip(spatial, kernel_size, stride, dilation)
+    )
+    return tuple(padding) == wanted
+
+
+def ceil_overhang(
+    spatial: Sequence[int], kernel_size: Sequence[int], stride: Sequence[int], padding: Padding,
+    dilation: Sequence[int], ceil_mode: bool,
+) -> tuple[int, ...]:
+    """Per dim, how far ceil mode's last window reaches past the padded input (0 without ceil mode).
+
+    A framework without ceil mode gets this much extra padding after the input,
+    which the adapter fills so that it never counts: -inf for max pooling, and
+    excluded from the divisor for average pooling. Invalid parameters give 0.
+
+    >>> ceil_overhang((5,), (2,), (2,), ((0, 0),), (1,), True)   # windows at 0, 2, 4: the last reads index 5
+    (1,)
+    >>> ceil_overhang((4,), (2,), (2,), ((1, 1),), (1,), True)   # a 4th window would start in the padding
+    (0,)
+    """
+    if not ceil_mode:
+        return (0,) * len(spatial)
+    out: list[int] = []
+    for n, k, s, (lo, hi), d in zip(spatial, kernel_size, stride, padding, dilation):
+        if s < 1 or d < 1 or k < 1 or lo < 0 or hi < 0:
+            out.append(0)
+            continue
+        size = spec.output_size(n, k, stride=s, padding=(lo, hi), dilation=d, ceil_mode=True)
+        reach = (size - 1) * s + d * (k - 1) + 1
+        out.append(max(0, reach - (n + lo + hi)))
+    return tuple(out)
+
+
+def spec_pool_slices(
+    spatial: Sequence[int], kernel_size: Sequence[int], stride: Sequence[int], padding: Padding,
+    dilation: Sequence[int], ceil_mode: bool,
+) -> tuple[slice, ...]:
+    """Index that keeps the spec's ceil-mode windows of a pooled (N, C, *out) array.
+
+    Ceil mode drops its extra last window if that would start at or beyond
+    ``n + before`` (see :func:`spec.output_size`). A framework that sees (part
+    of) the after-padding as input, or that has no ceil mode and is given the
+    overhang as padding, keeps such a window; this index removes it. Without ceil mode (or with invalid parameters) it keeps
+    everything.
+
+    >>> spec_pool_slices((4,), (2,), (2,), ((0, 1),), (1,), True)   # a 3rd window would start at n + 0
+    (slice(None, None, None), slice(None, None, None), slice(0, 2, None))
+    """
+    keep = [slice(None), slice(None)]
+    for n, k, s, (lo, hi), d in zip(spatial, kernel_size, stride, padding, dilation):
+        if not ceil_mode or min(k, s, d) < 1 or min(lo, hi) < 0:
+            keep.append(slice(None))
+        else:
+            keep.append(slice(0, spec.output_size(n, k, stride=s, padding=(lo, hi), dilation=d, ceil_mode=True)))
+    return tuple(keep)
+
+
+@contextmanager
+def framework_limits(framework: str) -> Iterator[None]:
+    """Turn the framework's own ``NotImplementedError`` ("no kernel for this case") into
+    :class:`spec.UnsupportedError`, so that the suite counts the case as not covered."""
+    try:
+        yield
+    except spec.UnsupportedError:
+        raise
+    except NotImplementedError as exc:
+        raise spec.UnsupportedError(f"{framework} does not implement this case: {exc}") from exc
+
+
+def fresh(a: Any) -> NDArray[Any]:
+    """A new C-contiguous NumPy array holding ``a``, never a view of a framework buffer.
+
+    The dtype is the framework's own: an adapter does not cast, so a framework
+    returning the wrong dtype is reported, not hidden.
+    """
+    return np.array(a, copy=True, order="C")

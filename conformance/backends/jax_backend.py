@@ -1,0 +1,292 @@
+"""JAX adapter: ``lax.conv_general_dilated`` and ``lax.reduce_window``, ``jax.vjp`` for backward.
+
+Importing this module enables float64 in JAX (``jax_enable_x64``) for the
+whole process: without it JAX silently computes float64 inputs in float32.
+
+Translation rules:
+
+* **Convolution** takes the protocol's ``(before, after)`` pairs, dilation
+  (``rhs_dilation``) and groups (``feature_group_count``) natively, in the
+  NC*/OI* layout. Negative padding, which XLA treats as cropping, is passed on
+  unchanged so that the suite can report that it is accepted.
+* **Max pooling** is ``reduce_window(max)`` with initial value -inf, which is
+  also what XLA pads with.
+* **Average pooling** has no JAX primitive: it is ``reduce_window(add)`` of
+  the input divided by ``reduce_window(add)`` of ones laid out so that the
+  divisor counts the positions the spec counts (the padded input for
+  ``count_include_pad=True``, the input for ``False``).
+* **Ceil mode** has no JAX counterpart: the last window's overhang beyond the
+  padded input is added as extra after-padding, which max pooling fills with
+  -inf and the average pool's divisor never counts, and a last window that
+  ceil mode adds but that starts at or beyond ``n + before`` is removed (the
+  spec's ceil rule).
+* JAX's own ``NotImplementedError`` (no VJP for a dilated max pool) is
+  reported as :class:`spec.UnsupportedError`.
+
+Every operation is ``jax.jit``-compiled once per configuration (parameters
+static, shapes and dtypes as JAX specialises them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+import spec
+from conformance.backends._translate import as_padding, ceil_overhang, framework_limits, fresh, spec_pool_slices
+from spec import Array, Padding
+
+# jax.config.update is unannotated; this is the signature it has.
+_update_config: Callable[[str, Any], None] = jax.config.update
+_update_config("jax_enable_x64", True)
+
+CAPABILITIES = spec.Capabilities(
+    notes=(
+        f"jax {jax.__version__}; backward by jax.vjp; jax_enable_x64 on",
+        "average pooling is reduce_window(add) / window count; ceil mode is extra after-padding",
+        "max pooling backward with dilation > 1: JAX has no VJP (UnsupportedError)",
+    ),
+)
+
+_Pairs = tuple[tuple[int, int], ...]
+
+
+def _dimension_numbers(ndim: int) -> lax.ConvDimensionNumbers:
+    """NC<spatial> input, OI<spatial> weight, NC<spatial> output, for any rank."""
+    axes = tuple(range(ndim))
+    return lax.ConvDimensionNumbers(lhs_spec=axes, rhs_spec=axes, out_spec=axes)
+
+
+def _conv(
+    x: jax.Array, w: jax.Array, b: jax.Array | None, stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], groups: int,
+) -> jax.Array:
+    y = lax.conv_general_dilated(
+        x, w, window_strides=stride, padding=padding, rhs_dilation=dilation,
+        dimension_numbers=_dimension_numbers(x.ndim), feature_group_count=groups,
+    )
+    if b is not None:
+        y = y + b.reshape((1, -1) + (1,) * (y.ndim - 2))
+    return y
+
+
+def _window_padding(
+    x: jax.Array, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool,
+) -> tuple[_Pairs, _Pairs]:
+    """(padding of the input, ceil-mode overhang padding) for reduce_window, N and C included."""
+    overhang = ceil_overhang(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    lead: _Pairs = ((0, 0), (0, 0))
+    return lead + tuple(padding), lead + tuple((0, e) for e in overhang)
+
+
+def _reduce(
+    x: jax.Array, init: float, op: Any, kernel_size: tuple[int, ...], stride: tuple[int, ...],
+    padding: _Pairs, dilation: tuple[int, ...],
+) -> jax.Array:
+    # reduce_window is typed for pytrees (Any); for one array operand it returns one array.
+    y: jax.Array = lax.reduce_window(
+        x, np.array(init, dtype=x.dtype), op, (1, 1, *kernel_size), (1, 1, *stride), padding,
+        window_dilation=(1, 1, *dilation),
+    )
+    return y
+
+
+def _max_pool(
+    x: jax.Array, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool,
+) -> jax.Array:
+    pads, overhang = _window_padding(x, kernel_size, stride, padding, dilation, ceil_mode)
+    total = tuple((lo, hi + e) for (lo, hi), (_, e) in zip(pads, overhang))
+    y = _reduce(x, -np.inf, lax.max, kernel_size, stride, total, dilation)
+    return y[spec_pool_slices(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)]
+
+
+def _avg_pool(
+    x: jax.Array, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
+) -> jax.Array:
+    pads, overhang = _window_padding(x, kernel_size, stride, padding, dilation, ceil_mode)
+    total = tuple((lo, hi + e) for (lo, hi), (_, e) in zip(pads, overhang))
+    window_sum = _reduce(x, 0.0, lax.add, kernel_size, stride, total, dilation)
+    ones = jnp.ones((1, 1, *x.shape[2:]), dtype=x.dtype)
+    if count_include_pad:
+        # Padded positions count, the ceil overhang does not: pad the ones with ones, the overhang with zeros.
+        padded_ones = lax.pad(ones, np.array(1, dtype=x.dtype), tuple((lo, hi, 0) for lo, hi in pads))
+        count = _reduce(padded_ones, 0.0, lax.add, kernel_size, stride, overhang, dilation)
+    else:
+        count = _reduce(ones, 0.0, lax.add, kernel_size, stride, total, dilation)
+    return (window_sum / count)[spec_pool_slices(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)]
+
+
+def _linear(x: jax.Array, w: jax.Array, b: jax.Array | None) -> jax.Array:
+    y = jnp.matmul(x, w.T)
+    return y if b is None else y + b
+
+
+_CONV_STATIC = ("stride", "padding", "dilation", "groups")
+_POOL_STATIC = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
+
+
+@partial(jax.jit, static_argnames=_CONV_STATIC)
+def _conv_forward(
+    x: jax.Array, w: jax.Array, b: jax.Array | None, *, stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], groups: int,
+) -> jax.Array:
+    return _conv(x, w, b, stride, padding, dilation, groups)
+
+
+@partial(jax.jit, static_argnames=_CONV_STATIC)
+def _conv_backward(
+    x: jax.Array, w: jax.Array, dy: jax.Array, *, stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], groups: int,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    b = jnp.zeros(w.shape[:1], dtype=w.dtype)
+    _, pullback = jax.vjp(lambda x, w, b: _conv(x, w, b, stride, padding, dilation, groups), x, w, b)
+    dx, dw, db = pullback(dy)
+    return dx, dw, db
+
+
+@partial(jax.jit, static_argnames=_POOL_STATIC)
+def _max_pool_forward(
+    x: jax.Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool,
+) -> jax.Array:
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+@partial(jax.jit, static_argnames=_POOL_STATIC)
+def _max_pool_backward(
+    x: jax.Array, dy: jax.Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool,
+) -> jax.Array:
+    _, pullback = jax.vjp(lambda x: _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode), x)
+    dx: jax.Array
+    (dx,) = pullback(dy)
+    return dx
+
+
+@partial(jax.jit, static_argnames=(*_POOL_STATIC, "count_include_pad"))
+def _avg_pool_forward(
+    x: jax.Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
+) -> jax.Array:
+    return _avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad)
+
+
+@partial(jax.jit, static_argnames=(*_POOL_STATIC, "count_include_pad"))
+def _avg_pool_backward(
+    x: jax.Array, dy: jax.Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
+) -> jax.Array:
+    def forward(x: jax.Array) -> jax.Array:
+        return _avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad)
+
+    _, pullback = jax.vjp(forward, x)
+    dx: jax.Array
+    (dx,) = pullback(dy)
+    return dx
+
+
+@jax.jit
+def _linear_forward(x: jax.Array, w: jax.Array, b: jax.Array | None) -> jax.Array:
+    return _linear(x, w, b)
+
+
+@jax.jit
+def _linear_backward(x: jax.Array, w: jax.Array, dy: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    b = jnp.zeros(w.shape[:1], dtype=w.dtype)
+    _, pullback = jax.vjp(_linear, x, w, b)
+    dx, dw, db = pullback(dy)
+    return dx, dw, db
+
+
+def _pool_kwargs(
+    kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...], ceil_mode: bool,
+) -> dict[str, Any]:
+    """The protocol's pooling parameters as hashable static arguments (values untouched)."""
+    return {
+        "kernel_size": tuple(kernel_size), "stride": tuple(stride), "padding": as_padding(padding),
+        "dilation": tuple(dilation), "ceil_mode": ceil_mode,
+    }
+
+
+def conv_forward(
+    x: Array, w: Array, b: Array | None, *,
+    stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...], groups: int,
+) -> Array:
+    """``lax.conv_general_dilated`` plus a broadcast bias."""
+    y = _conv_forward(
+        x, w, b, stride=tuple(stride), padding=as_padding(padding), dilation=tuple(dilation), groups=groups
+    )
+    return fresh(y)
+
+
+def conv_backward(
+    x: Array, w: Array, dy: Array, *,
+    stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...], groups: int,
+) -> tuple[Array, Array, Array]:
+    """``jax.vjp`` of the convolution with a zero bias, so JAX computes db too."""
+    dx, dw, db = _conv_backward(
+        x, w, dy, stride=tuple(stride), padding=as_padding(padding), dilation=tuple(dilation), groups=groups
+    )
+    return fresh(dx), fresh(dw), fresh(db)
+
+
+def max_pool_forward(
+    x: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool,
+) -> Array:
+    """``lax.reduce_window(x, -inf, lax.max, ...)``."""
+    return fresh(_max_pool_forward(x, **_pool_kwargs(kernel_size, stride, padding, dilation, ceil_mode)))
+
+
+def max_pool_backward(
+    x: Array, dy: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool,
+) -> Array:
+    """``jax.vjp`` of the max pool (XLA's select-and-scatter; JAX has none for a dilated window)."""
+    with framework_limits("JAX"):
+        return fresh(_max_pool_backward(x, dy, **_pool_kwargs(kernel_size, stride, padding, dilation, ceil_mode)))
+
+
+def avg_pool_forward(
+    x: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
+) -> Array:
+    """Window sum / window count, both by ``lax.reduce_window(add)``."""
+    kwargs = _pool_kwargs(kernel_size, stride, padding, dilation, ceil_mode)
+    return fresh(_avg_pool_forward(x, count_include_pad=count_include_pad, **kwargs))
+
+
+def avg_pool_backward(
+    x: Array, dy: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
+) -> Array:
+    """``jax.vjp`` of the average pool."""
+    kwargs = _pool_kwargs(kernel_size, stride, padding, dilation, ceil_mode)
+    return fresh(_avg_pool_backward(x, dy, count_include_pad=count_include_pad, **kwargs))
+
+
+def linear_forward(x: Array, w: Array, b: Array | None) -> Array:
+    """``x @ w.T + b``."""
+    return fresh(_linear_forward(x, w, b))
+
+
+def linear_backward(x: Array, w: Array, dy: Array) -> tuple[Array, Array, Array]:
+    """``jax.vjp`` of the linear layer with a zero bias."""
+    dx, dw, db = _linear_backward(x, w, dy)
+    return fresh(dx), fresh(dw), fresh(db)
+
+
+__all__ = [
+    "CAPABILITIES",
+    "avg_pool_backward", "avg_pool_forward", "conv_backward", "conv_forward",
+    "linear_backward", "linear_forward", "max_pool_backward", "max_pool_forward",
+]

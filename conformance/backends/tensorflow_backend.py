@@ -1,0 +1,325 @@
+"""TensorFlow adapter: ``tf.nn`` forward, ``tf.GradientTape`` backward, channels-last on the CPU.
+
+TensorFlow's CPU kernels are channels-last, so arrays are transposed
+(N, C, *S) <-> (N, *S, C) and weights (O, I, *K) -> (*K, I, O) on the way in
+and back on the way out. ``TF_CPP_MIN_LOG_LEVEL`` is set to 3 before the
+import to keep TensorFlow's C++ logging quiet.
+
+Translation rules:
+
+* **Padding.** None is ``"VALID"``; exactly what ``"same"`` resolves to is
+  TensorFlow's ``"SAME"`` (which puts the odd element after, as the spec does)
+  wherever TensorFlow accepts it; anything else is padded explicitly, by the
+  2-D convolution's own explicit padding or by ``tf.pad`` (zeros for
+  convolution and ``count_include_pad=True``, -inf for max pooling) followed
+  by ``"VALID"``. TensorFlow's ``"SAME"`` average pool leaves padding out of
+  the divisor, i.e. it is ``count_include_pad=False``; that is the only
+  padded ``count_include_pad=False`` average pool TensorFlow can express.
+* **Ceil mode** does not exist in TensorFlow. For max pooling it is exactly
+  extra -inf padding after the input (plus the spec's rule dropping a last
+  window that starts in the after-padding); for average pooling an overhang
+  that the divisor must not count is not expressible.
+* **Groups** are implied by the filter shape (``w.shape[1] = C_in / groups``).
+* Dilation uses ``tf.nn.convolution`` / ``tf.nn.pool``, which reject
+  ``strides > 1`` together with ``dilation > 1``.
+* Each per-call limit raises :class:`spec.UnsupportedError` with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Unconditionally: JAX's import sets a default of "1", which setdefault would keep.
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+
+from collections.abc import Callable  # noqa: E402 - TF_CPP_MIN_LOG_LEVEL must be set before the import
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import spec  # noqa: E402
+from conformance.backends._translate import (  # noqa: E402
+    as_padding,
+    ceil_overhang,
+    fresh,
+    matches_same,
+    spec_pool_slices,
+)
+from spec import Array, Padding  # noqa: E402
+
+CAPABILITIES = spec.Capabilities(
+    groups=False,
+    notes=(
+        f"tensorflow {tf.__version__}, CPU, channels-last; backward by tf.GradientTape",
+        "groups: no CPU gradient for grouped convolutions and no grouped Conv3D (forward 1-D/2-D works)",
+        "dilation > 1 only with stride 1 (conv and pooling); otherwise UnsupportedError",
+        "3-D pooling only in float32 (no float16/float64 MaxPool3D/AvgPool3D CPU kernels); otherwise UnsupportedError",
+        "avg_pool: count_include_pad=False only unpadded or with exactly SAME padding; "
+        "ceil mode only when the last window does not overhang the padded input",
+    ),
+)
+
+# Spatial rank -> (tf.nn function without dilation, data format).
+_CONV: dict[int, tuple[Callable[..., Any], str]] = {
+    1: (tf.nn.conv1d, "NWC"),
+    2: (tf.nn.conv2d, "NHWC"),
+    3: (tf.nn.conv3d, "NDHWC"),
+}
+
+# Spatial rank -> (max pool, average pool, data format). The rank-generic tf.nn.max_pool / avg_pool
+# build 3-D ops whose gradient fails (AttributeError in TF 2.21); the rank-specific ones work.
+_POOL: dict[int, tuple[Callable[..., Any], Callable[..., Any], str]] = {
+    1: (tf.nn.max_pool1d, tf.nn.avg_pool1d, "NWC"),
+    2: (tf.nn.max_pool2d, tf.nn.avg_pool2d, "NHWC"),
+    3: (tf.nn.max_pool3d, tf.nn.avg_pool3d, "NDHWC"),
+}
+
+
+def _channels_last(a: Any) -> Any:
+    """(N, C, *S) -> (N, *S, C)."""
+    return tf.transpose(a, (0, *range(2, len(a.shape)), 1))
+
+
+def _channels_first(a: Any) -> Any:
+    """(N, *S, C) -> (N, C, *S)."""
+    rank = len(a.shape)
+    return tf.transpose(a, (0, rank - 1, *range(1, rank - 1)))
+
+
+def _filter_layout(w: Any) -> Any:
+    """(O, I, *K) -> (*K, I, O)."""
+    rank = len(w.shape)
+    return tf.transpose(w, (*range(2, rank), 1, 0))
+
+
+def _filter_back(dw: Any) -> Any:
+    """(*K, I, O) -> (O, I, *K)."""
+    rank = len(dw.shape)
+    return tf.transpose(dw, (rank - 1, rank - 2, *range(rank - 2)))
+
+
+def _numpy(t: Any) -> Array:
+    return fresh(t.numpy())
+
+
+def _tf_pad(x: Any, padding: Padding, value: float) -> Any:
+    """Pad the spatial dims of a channels-last tensor explicitly."""
+    if all(lo == 0 and hi == 0 for lo, hi in padding):
+        return x
+    return tf.pad(x, [[0, 0], *([lo, hi] for lo, hi in padding), [0, 0]], constant_values=value)
+
+
+def _no_dilated_strides(stride: tuple[int, ...], dilation: tuple[int, ...], what: str) -> None:
+    if any(d > 1 for d in dilation) and any(s > 1 for s in stride):
+        raise spec.UnsupportedError(
+            f"TensorFlow's {what} rejects strides > 1 together with dilation > 1 (stride={stride}, dilation={dilation})"
+        )
+
+
+def _conv(
+    x: Any, w: Any, stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...], groups: int,
+    *, backward: bool,
+) -> Any:
+    """Channels-last convolution of channels-last ``x`` with a (*K, I, O) filter."""
+    ndim = len(x.shape) - 2
+    if ndim not in _CONV:
+        raise spec.SpecError("x.ndim", ndim + 2, "must be 3, 4 or 5 (N, C and 1 to 3 spatial dims)")
+    c_in, w_in = x.shape[-1], w.shape[-2]
+    if c_in != w_in * groups:
+        raise spec.SpecError(
+            "groups", groups, f"must equal C_in / w.shape[1] = {c_in} / {w_in}: TensorFlow infers groups from the filter"
+        )
+    if groups != 1 and (backward or ndim == 3):
+        where = "gradient" if backward else "3-D"
+        raise spec.UnsupportedError(f"TensorFlow has no CPU {where} kernel for grouped convolutions (groups={groups})")
+    _no_dilated_strides(stride, dilation, "tf.nn.convolution")
+    spatial, kernel = tuple(x.shape[1:-1]), tuple(w.shape[:-2])
+    if all(lo == 0 and hi == 0 for lo, hi in padding):
+        mode: str | list[list[int]] = "VALID"
+    elif matches_same(padding, spatial, kernel, stride, dilation):
+        mode = "SAME"
+    elif ndim == 2 and all(d == 1 for d in dilation):
+        mode = [[0, 0], *([lo, hi] for lo, hi in padding), [0, 0]]  # Conv2D's own explicit padding
+    else:
+        x, mode = _tf_pad(x, padding, 0.0), "VALID"
+    if any(d != 1 for d in dilation):
+        # The dilated path (space-to-batch); Conv3D has no dilated CPU kernel.
+        return tf.nn.convolution(x, w, strides=list(stride), padding=mode, dilations=list(dilation))
+    op, data_format = _CONV[ndim]
+    # tf.nn.convolution's own 3-D gradient fails (AttributeError in TF 2.21); the ops themselves work.
+    if ndim == 3:
+        return op(x, w, [1, *stride, 1], mode, data_format=data_format, dilations=[1, *dilation, 1])
+    return op(x, w, list(stride), mode, data_format=data_format, dilations=list(dilation))
+
+
+def _pool_checks(x: Any, stride: tuple[int, ...], dilation: tuple[int, ...], what: str) -> None:
+    if len(x.shape) - 2 not in _POOL:
+        raise spec.SpecError("x.ndim", len(x.shape), "must be 3, 4 or 5 (N, C and 1 to 3 spatial dims)")
+    if len(x.shape) == 5 and x.dtype != tf.float32:
+        raise spec.UnsupportedError(f"TensorFlow has no {x.dtype.name} CPU kernel for 3-D {what}")
+    _no_dilated_strides(stride, dilation, "tf.nn.pool")
+
+
+def _pool(
+    x: Any, kind: str, kernel_size: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...], mode: str,
+) -> Any:
+    if all(d == 1 for d in dilation):
+        max_op, avg_op, data_format = _POOL[len(x.shape) - 2]
+        op = max_op if kind == "MAX" else avg_op
+        return op(x, list(kernel_size), list(stride), mode, data_format=data_format)
+    return tf.nn.pool(x, list(kernel_size), kind, strides=list(stride), padding=mode, dilations=list(dilation))
+
+
+def _max_pool(
+    x: Any, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...],
+    ceil_mode: bool,
+) -> Any:
+    """Channels-last max pooling of channels-last ``x``."""
+    _pool_checks(x, stride, dilation, "max pooling")
+    spatial = tuple(x.shape[1:-1])
+    overhang = ceil_overhang(spatial, kernel_size, stride, padding, dilation, ceil_mode)
+    if not any(overhang) and all(d == 1 for d in dilation) and matches_same(padding, spatial, kernel_size, stride, dilation):
+        return _pool(x, "MAX", kernel_size, stride, dilation, "SAME")
+    padded = _tf_pad(x, tuple((lo, hi + e) for (lo, hi), e in zip(padding, overhang)), -np.inf)
+    y = _pool(padded, "MAX", kernel_size, stride, dilation, "VALID")
+    keep = spec_pool_slices(spatial, kernel_size, stride, padding, dilation, ceil_mode)
+    return y[(keep[0], *keep[2:], keep[1])]
+
+
+def _avg_pool(
+    x: Any, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...],
+    ceil_mode: bool, count_include_pad: bool,
+) -> Any:
+    """Channels-last average pooling of channels-last ``x``."""
+    _pool_checks(x, stride, dilation, "average pooling")
+    spatial = tuple(x.shape[1:-1])
+    if any(ceil_overhang(spatial, kernel_size, stride, padding, dilation, ceil_mode)):
+        raise spec.UnsupportedError(
+            "TensorFlow has no ceil mode, and a last window overhanging the padded input cannot be left out of "
+            "the divisor"
+        )
+    if all(lo == 0 and hi == 0 for lo, hi in padding):
+        y = _pool(x, "AVG", kernel_size, stride, dilation, "VALID")
+    elif count_include_pad:
+        y = _pool(_tf_pad(x, padding, 0.0), "AVG", kernel_size, stride, dilation, "VALID")
+    elif all(d == 1 for d in dilation) and matches_same(padding, spatial, kernel_size, stride, dilation):
+        y = _pool(x, "AVG", kernel_size, stride, dilation, "SAME")  # SAME leaves the padding out of the divisor
+    else:
+        raise spec.UnsupportedError(
+            "TensorFlow leaves padding out of the average-pool divisor only for undilated SAME padding "
+            f"(padding={padding}, count_include_pad=False)"
+        )
+    keep = spec_pool_slices(spatial, kernel_size, stride, padding, dilation, ceil_mode)
+    return y[(keep[0], *keep[2:], keep[1])]
+
+
+def _constant(a: Array) -> Any:
+    return tf.constant(a)
+
+
+def conv_forward(
+    x: Array, w: Array, b: Array | None, *,
+    stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...], groups: int,
+) -> Array:
+    """``tf.nn.conv{1,2,3}d`` (``tf.nn.convolution`` when dilated) plus ``tf.nn.bias_add``."""
+    y = _conv(
+        _channels_last(_constant(x)), _filter_layout(_constant(w)), tuple(stride), as_padding(padding),
+        tuple(dilation), groups, backward=False,
+    )
+    if b is not None:
+        y = tf.nn.bias_add(y, _constant(b))
+    return _numpy(_channels_first(y))
+
+
+def conv_backward(
+    x: Array, w: Array, dy: Array, *,
+    stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...], groups: int,
+) -> tuple[Array, Array, Array]:
+    """GradientTape through the convolution and a zero ``tf.nn.bias_add``, so TensorFlow computes db too."""
+    xt, wt = _constant(x), _constant(w)
+    bt = tf.zeros(w.shape[:1], dtype=wt.dtype)
+    with tf.GradientTape() as tape:
+        tape.watch([xt, wt, bt])
+        y = _conv(_channels_last(xt), _filter_layout(wt), tuple(stride), as_padding(padding), tuple(dilation), groups,
+                  backward=True)
+        y = _channels_first(tf.nn.bias_add(y, bt))
+    dx, dw, db = tape.gradient(y, [xt, wt, bt], output_gradients=_constant(dy))
+    return _numpy(dx), _numpy(dw), _numpy(db)
+
+
+def max_pool_forward(
+    x: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool,
+) -> Array:
+    """``tf.nn.max_pool`` (``tf.nn.pool`` when dilated)."""
+    y = _max_pool(
+        _channels_last(_constant(x)), tuple(kernel_size), tuple(stride), as_padding(padding), tuple(dilation), ceil_mode
+    )
+    return _numpy(_channels_first(y))
+
+
+def max_pool_backward(
+    x: Array, dy: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool,
+) -> Array:
+    """GradientTape through the max pool."""
+    xt = _constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = _max_pool(_channels_last(xt), tuple(kernel_size), tuple(stride), as_padding(padding), tuple(dilation),
+                      ceil_mode)
+        y = _channels_first(y)
+    return _numpy(tape.gradient(y, xt, output_gradients=_constant(dy)))
+
+
+def avg_pool_forward(
+    x: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
+) -> Array:
+    """``tf.nn.avg_pool`` (``tf.nn.pool`` when dilated)."""
+    y = _avg_pool(
+        _channels_last(_constant(x)), tuple(kernel_size), tuple(stride), as_padding(padding), tuple(dilation),
+        ceil_mode, count_include_pad,
+    )
+    return _numpy(_channels_first(y))
+
+
+def avg_pool_backward(
+    x: Array, dy: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
+) -> Array:
+    """GradientTape through the average pool."""
+    xt = _constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = _avg_pool(_channels_last(xt), tuple(kernel_size), tuple(stride), as_padding(padding), tuple(dilation),
+                      ceil_mode, count_include_pad)
+        y = _channels_first(y)
+    return _numpy(tape.gradient(y, xt, output_gradients=_constant(dy)))
+
+
+def linear_forward(x: Array, w: Array, b: Array | None) -> Array:
+    """``tf.matmul(x, w, transpose_b=True)`` plus ``tf.nn.bias_add``."""
+    y = tf.matmul(_constant(x), _constant(w), transpose_b=True)
+    if b is not None:
+        y = tf.nn.bias_add(y, _constant(b))
+    return _numpy(y)
+
+
+def linear_backward(x: Array, w: Array, dy: Array) -> tuple[Array, Array, Array]:
+    """GradientTape through the linear layer with a zero bias."""
+    xt, wt = _constant(x), _constant(w)
+    bt = tf.zeros(w.shape[:1], dtype=wt.dtype)
+    with tf.GradientTape() as tape:
+        tape.watch([xt, wt, bt])
+        y = tf.nn.bias_add(tf.matmul(xt, wt, transpose_b=True), bt)
+    dx, dw, db = tape.gradient(y, [xt, wt, bt], output_gradients=_constant(dy))
+    return _numpy(dx), _numpy(dw), _numpy(db)
+
+
+__all__ = [
+    "CAPABILITIES",
+    "avg_pool_backward", "avg_pool_forward", "conv_backward", "conv_forward",
+    "linear_backward", "linear_forward", "max_pool_backward", "max_pool_forward",
+]

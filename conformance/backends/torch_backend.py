@@ -1,0 +1,252 @@
+"""PyTorch adapter: ``torch.nn.functional`` forward, autograd backward, on the CPU.
+
+Translation rules (each chosen so that PyTorch computes exactly the protocol's
+operation, and everything else PyTorch decides is passed through):
+
+* **Padding.** PyTorch pads symmetrically. Each ``(before, after)`` pair is
+  split into ``min(before, after)``, handed to PyTorch, and a non-negative
+  remainder padded explicitly with ``F.pad``: zeros for convolution and for
+  average pooling with ``count_include_pad=True`` (the divisor counts padded
+  positions either way), -inf for max pooling. A convolution with stride 1
+  whose padding is what ``"same"`` resolves to uses ``padding="same"``.
+* **Ceil mode with extra padding after the input.** PyTorch drops a ceil-mode
+  window that starts in its own padding, but cannot know that the explicit
+  remainder is padding too, so it may keep one window the protocol drops; the
+  adapter removes exactly that trailing window (its gradient is zero).
+* **Not expressible:** symmetric max-pool padding above half the undilated
+  kernel (PyTorch's limit is stricter than the dilated half declared by
+  ``pool_padding="half_kernel"``), average pooling with ``count_include_pad=False`` and
+  uneven padding (pre-padded zeros would be counted) and average pooling with
+  dilation raise :class:`spec.UnsupportedError`; so does any case for which
+  PyTorch itself raises ``NotImplementedError`` (float16 ``avg_pool3d``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import spec
+from conformance.backends._translate import (
+    as_padding,
+    framework_limits,
+    fresh,
+    is_symmetric,
+    matches_same,
+    spec_pool_slices,
+    split_padding,
+)
+from spec import Array, Padding
+
+CAPABILITIES = spec.Capabilities(
+    avg_pool_dilation=False,
+    pool_padding="half_kernel",
+    notes=(
+        f"torch {torch.__version__}, CPU; backward by autograd",
+        "pooling padding must be at most half the kernel; for dilated max pooling half the *undilated* kernel",
+        "avg_pool: no dilation; count_include_pad=False only with before == after padding",
+        "float16 avg_pool3d has no CPU kernel (UnsupportedError)",
+    ),
+)
+
+_CONV: dict[int, Callable[..., torch.Tensor]] = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_MAX_POOL: dict[int, Callable[..., torch.Tensor]] = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+_AVG_POOL: dict[int, Callable[..., torch.Tensor]] = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+
+
+def _framework_limits() -> AbstractContextManager[None]:
+    return framework_limits("PyTorch")
+
+
+def _tensor(a: Array, *, grad: bool = False) -> torch.Tensor:
+    """A copy of ``a`` as a CPU tensor (PyTorch never sees the caller's buffer)."""
+    return torch.tensor(a, requires_grad=grad)
+
+
+def _numpy(t: torch.Tensor) -> Array:
+    return fresh(t.detach().numpy())
+
+
+def _spatial_op(table: dict[int, Callable[..., torch.Tensor]], x: torch.Tensor) -> Callable[..., torch.Tensor]:
+    op = table.get(x.dim() - 2)
+    if op is None:
+        raise spec.SpecError("x.ndim", x.dim(), "must be 3, 4 or 5 (N, C and 1 to 3 spatial dims)")
+    return op
+
+
+def _pad(x: torch.Tensor, extra: Padding, value: float) -> torch.Tensor:
+    """Pad the trailing spatial dims of ``x`` explicitly (F.pad lists the last dim first)."""
+    if all(lo == 0 and hi == 0 for lo, hi in extra):
+        return x
+    flat = [v for lo, hi in reversed(extra) for v in (lo, hi)]
+    return F.pad(x, flat, mode="constant", value=value)
+
+
+def _drop_extra_ceil_windows(
+    y: torch.Tensor, spatial: tuple[int, ...], kernel_size: tuple[int, ...], stride: tuple[int, ...],
+    padding: Padding, dilation: tuple[int, ...], ceil_mode: bool,
+) -> torch.Tensor:
+    """Remove the one trailing ceil-mode window PyTorch keeps because it cannot see explicit after-padding."""
+    if not ceil_mode or all(hi <= lo for lo, hi in padding):
+        return y
+    keep = spec_pool_slices(spatial, kernel_size, stride, padding, dilation, ceil_mode)
+    # Only dims with explicit after-padding: elsewhere PyTorch's own ceil rule is under test.
+    return y[keep[:2] + tuple(k if hi > lo else slice(None) for k, (lo, hi) in zip(keep[2:], padding))]
+
+
+def _conv(
+    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], groups: int,
+) -> torch.Tensor:
+    conv = _spatial_op(_CONV, x)
+    spatial, kernel = tuple(x.shape[2:]), tuple(w.shape[2:])
+    if all(s == 1 for s in stride) and matches_same(padding, spatial, kernel, stride, dilation):
+        with warnings.catch_warnings():
+            # A performance note ("may require a zero-padded copy of the input"), not a semantic one.
+            warnings.filterwarnings("ignore", message="Using padding='same'", category=UserWarning)
+            return conv(x, w, b, stride=stride, padding="same", dilation=dilation, groups=groups)
+    native, extra = split_padding(padding)
+    return conv(_pad(x, extra, 0.0), w, b, stride=stride, padding=native, dilation=dilation, groups=groups)
+
+
+def _max_pool(
+    x: torch.Tensor, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool,
+) -> torch.Tensor:
+    pool = _spatial_op(_MAX_POOL, x)
+    native, extra = split_padding(padding)
+    if any(0 <= k // 2 < p for p, k in zip(native, kernel_size)):
+        raise spec.UnsupportedError(
+            f"PyTorch's max_pool limits padding to half the undilated kernel, not the dilated one "
+            f"(padding={padding}, kernel_size={kernel_size}, dilation={dilation})"
+        )
+    y = pool(
+        _pad(x, extra, -np.inf), kernel_size=kernel_size, stride=stride, padding=native, dilation=dilation,
+        ceil_mode=ceil_mode,
+    )
+    return _drop_extra_ceil_windows(y, tuple(x.shape[2:]), kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _avg_pool(
+    x: torch.Tensor, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
+) -> torch.Tensor:
+    pool = _spatial_op(_AVG_POOL, x)
+    if any(d != 1 for d in dilation):
+        raise spec.UnsupportedError(f"PyTorch's avg_pool has no dilation parameter (dilation={dilation})")
+    if not count_include_pad and not is_symmetric(padding):
+        raise spec.UnsupportedError(
+            f"PyTorch's avg_pool pads symmetrically, and with count_include_pad=False explicit zeros "
+            f"would be counted in the divisor (padding={padding})"
+        )
+    native, extra = split_padding(padding)  # extra is all zero when count_include_pad=False
+    y = pool(
+        _pad(x, extra, 0.0), kernel_size=kernel_size, stride=stride, padding=native, ceil_mode=ceil_mode,
+        count_include_pad=count_include_pad,
+    )
+    return _drop_extra_ceil_windows(y, tuple(x.shape[2:]), kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _gradients(y: torch.Tensor, inputs: tuple[torch.Tensor, ...], dy: Array) -> tuple[Array, ...]:
+    grads = torch.autograd.grad(y, inputs, grad_outputs=_tensor(dy))
+    return tuple(_numpy(g) for g in grads)
+
+
+def conv_forward(
+    x: Array, w: Array, b: Array | None, *,
+    stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...], groups: int,
+) -> Array:
+    """``F.conv{1,2,3}d``."""
+    with _framework_limits():
+        bias = None if b is None else _tensor(b)
+        y = _conv(_tensor(x), _tensor(w), bias, tuple(stride), as_padding(padding), tuple(dilation), groups)
+        return _numpy(y)
+
+
+def conv_backward(
+    x: Array, w: Array, dy: Array, *,
+    stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...], groups: int,
+) -> tuple[Array, Array, Array]:
+    """Autograd through ``F.conv{1,2,3}d`` with a zero bias, so PyTorch computes db too."""
+    with _framework_limits():
+        xt, wt = _tensor(x, grad=True), _tensor(w, grad=True)
+        bt = torch.zeros(wt.shape[0], dtype=wt.dtype, requires_grad=True)
+        y = _conv(xt, wt, bt, tuple(stride), as_padding(padding), tuple(dilation), groups)
+        dx, dw, db = _gradients(y, (xt, wt, bt), dy)
+        return dx, dw, db
+
+
+def max_pool_forward(
+    x: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool,
+) -> Array:
+    """``F.max_pool{1,2,3}d``."""
+    with _framework_limits():
+        y = _max_pool(_tensor(x), tuple(kernel_size), tuple(stride), as_padding(padding), tuple(dilation), ceil_mode)
+        return _numpy(y)
+
+
+def max_pool_backward(
+    x: Array, dy: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool,
+) -> Array:
+    """Autograd through ``F.max_pool{1,2,3}d``."""
+    with _framework_limits():
+        xt = _tensor(x, grad=True)
+        y = _max_pool(xt, tuple(kernel_size), tuple(stride), as_padding(padding), tuple(dilation), ceil_mode)
+        (dx,) = _gradients(y, (xt,), dy)
+        return dx
+
+
+def avg_pool_forward(
+    x: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
+) -> Array:
+    """``F.avg_pool{1,2,3}d``."""
+    with _framework_limits():
+        y = _avg_pool(
+            _tensor(x), tuple(kernel_size), tuple(stride), as_padding(padding), tuple(dilation), ceil_mode,
+            count_include_pad,
+        )
+        return _numpy(y)
+
+
+def avg_pool_backward(
+    x: Array, dy: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
+) -> Array:
+    """Autograd through ``F.avg_pool{1,2,3}d``."""
+    with _framework_limits():
+        xt = _tensor(x, grad=True)
+        y = _avg_pool(
+            xt, tuple(kernel_size), tuple(stride), as_padding(padding), tuple(dilation), ceil_mode, count_include_pad
+        )
+        (dx,) = _gradients(y, (xt,), dy)
+        return dx
+
+
+def linear_forward(x: Array, w: Array, b: Array | None) -> Array:
+    """``F.linear`` (x · Wᵀ + b)."""
+    with _framework_limits():
+        return _numpy(F.linear(_tensor(x), _tensor(w), None if b is None else _tensor(b)))
+
+
+def linear_backward(x: Array, w: Array, dy: Array) -> tuple[Array, Array, Array]:
+    """Autograd through ``F.linear`` with a zero bias."""
+    with _framework_limits():
+        xt, wt = _tensor(x, grad=True), _tensor(w, grad=True)
+        bt = torch.zeros(wt.shape[0], dtype=wt.dtype, requires_grad=True)
+        dx, dw, db = _gradients(F.linear(xt, wt, bt), (xt, wt, bt), dy)
+        return dx, dw, db
+
+
+__all__ = [
+    "CAPABILITIES",
+    "avg_pool_backward", "avg_pool_forward", "conv_backward", "conv_forward",
+    "linear_backward", "linear_forward", "max_pool_backward", "max_pool_forward",
+]
