@@ -635,7 +635,8 @@ INVALID_MUTATIONS: dict[str, tuple[str, ...]] = {
                  "x of rank 2", "dy shape mismatch"),
     "avg_pool": ("kernel_size=0", "stride=0", "dilation=0", "negative padding", "empty output", "integer dtype",
                  "x of rank 2", "dy shape mismatch"),
-    "linear": ("w.shape[1] mismatch", "bias shape mismatch", "x of rank 3", "integer dtype", "dy shape mismatch"),
+    # Not "x of rank 3": frameworks accept leading batch dimensions in linear layers (LINEAR-C1 allows it).
+    "linear": ("w.shape[1] mismatch", "bias shape mismatch", "integer dtype", "dy shape mismatch"),
 }
 
 
@@ -667,8 +668,8 @@ def break_case(case: Case, mutation: str) -> tuple[str, list[Any], dict[str, Any
     elif mutation == "bias shape mismatch":
         assert w is not None
         b = np.zeros(w.shape[0] + 1, dtype=x.dtype)
-    elif mutation in ("x of rank 2", "x of rank 3"):
-        x = x.reshape(x.shape[0], math.prod(x.shape[1:])) if mutation == "x of rank 2" else x[:, :, None]
+    elif mutation == "x of rank 2":
+        x = x.reshape(x.shape[0], math.prod(x.shape[1:]))
         if w is not None and p.op == "conv":
             w = w.reshape(w.shape[0], math.prod(w.shape[1:]))
     elif mutation == "integer dtype":

@@ -173,14 +173,17 @@ def output_size(
     3
     >>> output_size(1, 1, stride=2, padding=(0, 4), ceil_mode=True)  # never fewer than floor mode's 3
     3
+    >>> output_size(1, 2, stride=2), output_size(1, 2, stride=2, ceil_mode=True)  # a partial first window
+    (0, 1)
     """
     span = n + padding[0] + padding[1] - dilation * (k - 1) - 1
-    if span < 0:  # the dilated kernel does not fit in the padded input
-        return 0
+    floor_out = span // stride + 1  # floor division: <= 0 when the kernel does not fit
     if not ceil_mode:
-        return span // stride + 1
-    floor_out = span // stride + 1
+        return max(floor_out, 0)
+    # Ceil mode: every start < span + stride, i.e. windows that would fit were the padded
+    # input less than one stride longer; the one extra window is dropped if it starts at or
+    # beyond n + p_before.
     out = -(-span // stride) + 1
     if out > floor_out and (out - 1) * stride >= n + padding[0]:
         out -= 1
-    return out
+    return max(out, 0)

@@ -27,9 +27,10 @@ def window_starts(n: int, k: int, s: int, padding: tuple[int, int], d: int, ceil
     """Window starts in padded coordinates: those that fit, plus PyTorch's ceil-mode rule (MAXPOOL-C5)."""
     lo, hi = padding
     length, extent = n + lo + hi, d * (k - 1) + 1
-    starts = list(range(0, length - extent + 1, s))
-    if ceil_mode and starts and starts[-1] + extent < length and starts[-1] + s < n + lo:
-        starts.append(starts[-1] + s)  # the extra ceil window, kept only if it starts before n + p_before
+    limit = length - extent + (s if ceil_mode else 1)
+    starts = list(range(0, max(limit, 0), s))
+    if starts and starts[-1] + extent > length and starts[-1] >= n + lo:
+        starts.pop()  # the extra ceil window may not start in the after-padding
     return starts
 
 

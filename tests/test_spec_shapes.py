@@ -25,13 +25,14 @@ def window_starts(n: int, k: int, *, stride: int, padding: tuple[int, int], dila
     before, after = padding
     length = n + before + after
     extent = dilation * (k - 1) + 1
-    starts: list[int] = []
-    start = 0
-    while start + extent <= length:
-        starts.append(start)
-        start += stride
-    if ceil_mode and starts and starts[-1] + extent < length and starts[-1] + stride < n + before:
-        starts.append(starts[-1] + stride)  # the extra window is kept only if it starts before n + p_before
+    # Floor mode: windows that fit. Ceil mode: starts below length - extent + stride (windows that
+    # would fit in an input less than one stride longer), the extra one dropped if it starts at or
+    # beyond n + p_before (MAXPOOL-C5).
+    limit = length - extent + (stride if ceil_mode else 1)
+    starts = list(range(0, max(limit, 0), stride))
+    fitting = [s for s in starts if s + extent <= length]
+    if len(starts) > len(fitting) and starts[-1] >= n + before:
+        starts.pop()
     return starts
 
 

@@ -127,7 +127,8 @@ def _avg_pool(
 
 def _linear(x: jax.Array, w: jax.Array, b: jax.Array | None) -> jax.Array:
     y = jnp.matmul(x, w.T)
-    return y if b is None else y + b
+    # lax.broadcast_in_dim, not NumPy broadcasting: a bias of the wrong length must raise, not broadcast.
+    return y if b is None else lax.add(y, lax.broadcast_in_dim(b, y.shape, (1,)))
 
 
 _CONV_STATIC = ("stride", "padding", "dilation", "groups")

@@ -1,0 +1,152 @@
+"""Real frameworks on the bench: no false alarms, and every genuine divergence asserted precisely.
+
+PyTorch and JAX run the ``ci`` profile in float64 and float32 for five seeds each. Every failure must
+be one of the divergences written up in docs/findings.md (recognised by its rule, operation, case
+and message); each divergence is then reproduced by a targeted run and its exact finding asserted.
+The backends run in a worker process: PyTorch's max-pool backward can abort the process (T1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import pytest
+from hypothesis import strategies as st
+
+from conformance.invoke import Caller
+from conformance.loader import LoadedBackend, load_backend
+from conformance.report import failure_text
+from conformance.rules import RULES_BY_ID
+from conformance.runner import RuleResult, make_caller, run
+from conformance.strategies import Problem, cases
+
+SEEDS = range(5)
+DTYPES = ["float64", "float32"]
+
+
+def has_empty_window(problem: Problem) -> bool:
+    """Whether some pooling window reads no real input element (spec MAXPOOL-C7 / AVGPOOL-C8)."""
+    p = problem.params
+    if "kernel_size" not in p:
+        return False
+    out = problem.output_shape()[2:]
+    for n, k, s, d, (lo, _), o in zip(problem.x_shape[2:], p["kernel_size"], p["stride"], p["dilation"],
+                                      p["padding"], out):
+        for index in range(o):
+            if all(not 0 <= index * s + j * d - lo < n for j in range(k)):
+                return True
+    return False
+
+
+@dataclass(frozen=True)
+class Divergence:
+    id: str
+    framework: str
+    description: str
+    matches: Callable[[RuleResult], bool]
+    #: A targeted run that must reproduce it: (rule id, operation, dtype).
+    reproduce: tuple[str, str, str]
+    #: A regular expression the finding's summary must match.
+    message: str
+    #: For invalid-params: the one mutation the targeted run tries.
+    mutation: str | None = None
+
+
+def _summary(result: RuleResult) -> str:
+    return result.violation.summary if result.violation else result.note
+
+
+def _case(result: RuleResult) -> Problem | None:
+    return result.violation.case.problem if result.violation and result.violation.case else None
+
+
+def _in_empty_window_case(op: str) -> Callable[[RuleResult], bool]:
+    def matches(result: RuleResult) -> bool:
+        case = _case(result)
+        return result.op == op and case is not None and has_empty_window(case)
+
+    return matches
+
+
+def _invalid_accepted(op: str | None, mutation: str, *, empty_batch: bool = False) -> Callable[[RuleResult], bool]:
+    def matches(result: RuleResult) -> bool:
+        case = _case(result)
+        return (result.rule == "invalid-params" and (op is None or result.op == op)
+                and f"accepted an invalid call ({mutation}" in _summary(result)
+                and (not empty_batch or (case is not None and case.x_shape[0] == 0)))
+
+    return matches
+
+
+KNOWN: tuple[Divergence, ...] = (
+    Divergence("T1", "torch", "max-pool backward of a window entirely in padding writes out of its plane (or aborts)",
+               _in_empty_window_case("max_pool"), ("empty-windows", "max_pool", "float64"),
+               r"dx differs from the expected value|crashed the process|was not called again"),
+    Divergence("T2", "torch", "avg_pool3d rejects an input smaller than the kernel although the padded input is not",
+               lambda r: r.op == "avg_pool" and "smaller than kernel size" in _summary(r),
+               ("forward-values", "avg_pool", "float64"),
+               r"raised RuntimeError on a valid call: input image .* smaller than kernel size"),
+    Divergence("T5", "torch", "with an empty batch, conv and pooling skip parameter validation",
+               _invalid_accepted(None, "", empty_batch=True), ("invalid-params", "conv", "float64"),
+               r"accepted an invalid call"),
+    Divergence("T6", "torch", "avg_pool accepts integer tensors", _invalid_accepted("avg_pool", "integer dtype"),
+               ("invalid-params", "avg_pool", "float64"), r"accepted an invalid call \(integer dtype\)", "integer dtype"),
+    Divergence("J1", "jax", "under jit, XLA folds pad + dilated reduce_window: gradient leaks from empty windows",
+               _in_empty_window_case("avg_pool"), ("empty-windows", "avg_pool", "float64"),
+               r"dx differs from the expected value"),
+    Divergence("J3", "jax", "negative padding crops instead of raising", _invalid_accepted(None, "negative padding"),
+               ("invalid-params", "conv", "float64"), r"accepted an invalid call \(negative padding\)",
+               "negative padding"),
+    Divergence("J4", "jax", "a kernel larger than the padded input gives an empty output instead of raising",
+               _invalid_accepted(None, "empty output"), ("invalid-params", "max_pool", "float64"),
+               r"accepted an invalid call \(empty output\)", "empty output"),
+)
+
+
+def classify(framework: str, result: RuleResult) -> str | None:
+    for divergence in KNOWN:
+        if divergence.framework == framework and divergence.matches(result):
+            return divergence.id
+    return None
+
+
+def _backend(framework: str) -> LoadedBackend:
+    return load_backend(framework)
+
+
+def _caller(backend: LoadedBackend) -> Caller:
+    caller, _ = make_caller(backend, argparse.Namespace(isolation="process", timeout=60.0))
+    return caller
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_ci_profile_raises_no_false_alarm(framework: str, seed: int) -> None:
+    backend = _backend(framework)
+    report = run(backend, dtypes=DTYPES, profile="ci", seed=seed, caller=_caller(backend))
+    assert sum(r.status == "passed" for r in report.results) > 50
+    unexplained = [r for r in report.failures if classify(framework, r) is None]
+    assert not unexplained, "\n\n".join(failure_text(r) for r in unexplained)
+
+
+@pytest.mark.parametrize("divergence", KNOWN, ids=lambda d: f"{d.framework}-{d.id}")
+def test_known_divergence_is_reported_precisely(divergence: Divergence) -> None:
+    backend = _backend(divergence.framework)
+    rule_id, op, dtype = divergence.reproduce
+    rule = RULES_BY_ID[rule_id]
+    if divergence.mutation is not None:
+        mutation = divergence.mutation
+        rule = replace(rule, strategy=lambda op, caps, dtype: st.tuples(cases(op, caps, dtype), st.just(mutation)))
+    found: list[RuleResult] = []
+    for seed in SEEDS:
+        report = run(backend, ops=[op], dtypes=[dtype], profile="ci", seed=seed, rules=[rule],
+                     caller=_caller(backend))
+        found = [r for r in report.failures if divergence.matches(r)]
+        if found:
+            break
+    assert found, f"{divergence.id} ({divergence.description}) was not reproduced by {rule_id} on {op} {dtype}"
+    assert re.search(divergence.message, _summary(found[0])), failure_text(found[0])
+    assert "reproduce with:" in failure_text(found[0])
