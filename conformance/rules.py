@@ -677,7 +677,8 @@ def break_case(case: Case, mutation: str) -> tuple[str, list[Any], dict[str, Any
         w = None if w is None else w.astype(np.int64)
         b = None if b is None else b.astype(np.int64)
     elif mutation == "empty output":
-        big = x.shape[2] + sum(params["padding"][0]) + 1
+        # Longer than the padded input by more than a stride: no window, even in ceil mode.
+        big = x.shape[2] + sum(params["padding"][0]) + params["stride"][0] + 1
         if p.op == "conv":
             assert w is not None
             w = np.zeros((w.shape[0], w.shape[1], big, *w.shape[3:]), dtype=w.dtype)

@@ -70,6 +70,11 @@ def _session(op: str, dtype: str, shapes: tuple[_Shape, ...], attributes: _Attri
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
     options = ort.SessionOptions()
     options.log_severity_level = 4  # ONNX Runtime logs refused models itself; the exception says it all
+    # One thread per session: hundreds of cached sessions each with a thread pool exhaust the
+    # worker's threads and memory (tiny single-node models gain nothing from threads).
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     try:
         return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     except OrtNotImplemented as exc:
