@@ -19,6 +19,7 @@ from pathlib import Path
 
 from conformance.loader import BackendLoadError, load_backend
 from conformance.report import to_markdown, write_atomically
+from conformance.rules import RULES_BY_ID
 from conformance.runner import PROFILES, make_caller, run
 from spec import DTYPES, OPERATIONS
 
@@ -63,10 +64,11 @@ def compose(reports: dict[str, str], command: str) -> str:
         lines += ["", f"**{op}**", "", "| rule | " + " | ".join(parsed) + " |", "|---|" + "---|" * len(parsed)]
         for rule in rules:
             row = []
+            applies = rule in RULES_BY_ID and op in RULES_BY_ID[rule].ops
             for _, cells in parsed.values():
                 cell = cells.get((rule, op))
-                if cell is None:
-                    cell = "not supported" if not any(o == op for _, o in cells) else "-"
+                if cell is None:  # a rule the backend's functions or capabilities gave no run
+                    cell = "not supported" if applies else "-"
                 row.append(cell)
             if any(c != "-" for c in row):
                 lines.append(f"| {rule} | " + " | ".join(row) + " |")

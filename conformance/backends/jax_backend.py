@@ -46,6 +46,9 @@ from spec import Array, Padding
 _update_config: Callable[[str, Any], None] = jax.config.update
 _update_config("jax_enable_x64", True)
 
+#: The framework version, shown in reports.
+VERSION: str = jax.__version__
+
 CAPABILITIES = spec.Capabilities(
     notes=(
         f"jax {jax.__version__}; backward by jax.vjp; jax_enable_x64 on",

@@ -41,6 +41,9 @@ OPSET = 22
 #: default, its newest, may be newer than the installed ONNX Runtime accepts.
 IR_VERSION = 10
 
+#: The framework version, shown in reports.
+VERSION: str = ort.__version__
+
 CAPABILITIES = spec.Capabilities(
     dtypes=frozenset({"float32", "float16"}),
     pool_padding="half_kernel",

@@ -48,6 +48,9 @@ from conformance.backends._translate import (  # noqa: E402
 )
 from spec import Array, Padding  # noqa: E402
 
+#: The framework version, shown in reports.
+VERSION: str = tf.__version__
+
 CAPABILITIES = spec.Capabilities(
     groups=False,
     notes=(

@@ -43,6 +43,9 @@ from conformance.backends._translate import (
 )
 from spec import Array, Padding
 
+#: The framework version, shown in reports.
+VERSION: str = torch.__version__
+
 CAPABILITIES = spec.Capabilities(
     avg_pool_dilation=False,
     pool_padding="half_kernel",
