@@ -4,12 +4,19 @@ Forward, for sample n, output channel o in group g and output position p::
 
     y[n, o, p] = b[o] + sum_{c in group g} sum_j  w[o, c - g*C_in/G, j] * x_pad[n, c, p*s + j*d]
 
-The kernel is not flipped. Computed as im2col + one batched matrix product per
-group: ``cols[g, c, j, n, p] = x_pad[n, g*Cg + c, p*s + j*d]`` and
-``y[n, g*Og + o, p] = sum_{c, j} w[g*Og + o, c, j] * cols[g, c, j, n, p]``.
-Backward reuses ``cols``: dW = dY . colsᵀ (the correlation of X with dY),
-dcols = Wᵀ . dY, scattered back offset by offset (col2im: the full convolution
-of dY, zero-inserted by the stride, with W), and db sums dY over batch and space.
+The kernel is not flipped. Computed as im2col + matrix products: ``cols`` holds,
+for every kernel offset j and output position p, the input element the window
+of p reads at j: ``cols[., (c, j), p] = x_pad[n, g*Cg + c, p*s + j*d]``, built by
+one copy from a strided window view of the padded input (no padded copy when
+nothing is padded). Forward: per sample and group, ``y[n, g] = W[g] . cols[n, g]``,
+written straight into y's memory; for a 1x1, stride-1, unpadded convolution
+``cols`` is x itself and this is a plain matmul. (Below BATCH_MAJOR_MIN_POSITIONS
+output positions per sample, one product per group over the whole batch instead,
+then transposed into y.) Backward: ``cols`` laid out
+group-major over the whole batch gives dW = dY . colsᵀ (the correlation of X with
+dY) in one product per group, db sums dY over batch and space, and
+dcols = Wᵀ . dY is added back offset by offset into the unpadded dx (col2im: the
+full convolution of dY, zero-inserted by the stride, with W).
 """
 
 from __future__ import annotations
@@ -21,8 +28,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 import spec
-from reference.windows import WindowGrid, crop, pad, window_grid, zeros_padded
+from reference.windows import WindowGrid, pad_if_needed, window_grid, window_view
 from spec import Array, Padding
+
+#: Output positions per sample from which the forward product and dcols run per sample
+#: (batch-major); below it, one product per group over the whole batch, because a
+#: product with few columns spends its time re-packing W once per sample.
+BATCH_MAJOR_MIN_POSITIONS = 128
 
 
 def compute_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
@@ -38,19 +50,34 @@ def _grid(x: Array, w: Array, out_shape: tuple[int, ...], stride: tuple[int, ...
     )
 
 
-def _im2col(x: Array, grid: WindowGrid, groups: int, dtype: np.dtype[Any]) -> NDArray[Any]:
-    """cols[g, c, j..., n, p...]: the input element each (offset, output position) reads."""
+def _im2col(x: Array, grid: WindowGrid, groups: int, dtype: np.dtype[Any], *, batch_major: bool) -> NDArray[Any]:
+    """The input element each (kernel offset, output position) reads, laid out for a matmul.
+
+    ``batch_major``: (N, G, Cg * K, P), ``cols[n, g, (c, j...), p...]``, one product per
+    sample and group. Otherwise (G, Cg * K, N * P), ``cols[g, (c, j...), (n, p...)]``,
+    one product per group over the whole batch. K kernel taps, P output positions.
+    """
     n, c = x.shape[:2]
-    xp = pad(x.astype(dtype, copy=False), grid, 0.0)
-    cg = c // groups
-    kernel = tuple(len(p[0]) for p in grid.positions)
-    cols = np.empty((groups, cg, *kernel, n, *grid.out_spatial), dtype=dtype)
-    xg = xp.reshape(n, groups, cg, *xp.shape[2:])
-    for offset, slices in zip(grid.offsets, grid.slices):
-        window = xg[(slice(None),) * 3 + slices]  # (N, G, Cg, *out)
-        at: tuple[slice | int, ...] = (slice(None), slice(None), *offset)
-        cols[at] = np.moveaxis(window, 0, 2)
-    return cols
+    cg, ndim = c // groups, len(grid.spatial)
+    taps, positions = math.prod(grid.kernel_size), math.prod(grid.out_spatial)
+    view = window_view(pad_if_needed(x.astype(dtype, copy=False), grid, 0.0), grid)  # (N, C, *out, *K)
+    view = view.reshape(n, groups, cg, *view.shape[2:])
+    out_axes, tap_axes = tuple(range(3, 3 + ndim)), tuple(range(3 + ndim, 3 + 2 * ndim))
+    if batch_major:  # a 1x1 stride-1 unpadded view is x itself, already contiguous: no copy
+        return np.ascontiguousarray(view.transpose(0, 1, 2, *tap_axes, *out_axes)).reshape(n, groups, cg * taps, positions)
+    return np.ascontiguousarray(view.transpose(1, 2, *tap_axes, 0, *out_axes)).reshape(groups, cg * taps, n * positions)
+
+
+def _col2im(dcols: NDArray[Any], grid: WindowGrid, x_shape: tuple[int, ...], groups: int) -> NDArray[Any]:
+    """dx: each (N, G, Cg * K, P) column gradient added to the input element its window read there."""
+    n, c = x_shape[:2]
+    dx = np.zeros(x_shape, dtype=dcols.dtype)
+    dxg = dx.reshape(n, groups, c // groups, *x_shape[2:])
+    windows = dcols.reshape(n, groups, c // groups, len(grid.offsets), *grid.out_spatial)
+    lead = (slice(None),) * 3
+    for index, (out_slices, in_slices) in enumerate(grid.inside_slices):
+        dxg[lead + in_slices] += windows[lead + (index,) + out_slices]
+    return dx
 
 
 def conv_forward(
@@ -61,15 +88,18 @@ def conv_forward(
     out_shape = spec.conv_output_shape(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
     dtype = compute_dtype(x.dtype)
     grid = _grid(x, w, out_shape, stride, padding, dilation)
-    cols = _im2col(x, grid, groups, dtype)
     n, c_out = out_shape[:2]
-    og = c_out // groups
+    og, positions = c_out // groups, math.prod(out_shape[2:])
     wg = w.astype(dtype, copy=False).reshape(groups, og, -1)
-    positions = math.prod(out_shape[2:])
-    y = wg @ cols.reshape(groups, wg.shape[2], n * positions)  # (G, Og, N * P)
-    y = np.moveaxis(y.reshape(groups, og, n, positions), 2, 0).reshape(out_shape)
+    y = np.empty(out_shape, dtype=dtype)
+    yg = y.reshape(n, groups, og, positions)
+    if positions >= BATCH_MAJOR_MIN_POSITIONS:
+        np.matmul(wg, _im2col(x, grid, groups, dtype, batch_major=True), out=yg)
+    else:
+        products = np.matmul(wg, _im2col(x, grid, groups, dtype, batch_major=False))  # (G, Og, N * P)
+        yg[...] = products.reshape(groups, og, n, positions).transpose(2, 0, 1, 3)
     if b is not None:
-        y = y + b.astype(dtype).reshape((1, c_out) + (1,) * (len(out_shape) - 2))
+        y += b.astype(dtype, copy=False).reshape((c_out,) + (1,) * (len(out_shape) - 2))
     return np.ascontiguousarray(y, dtype=x.dtype)
 
 
@@ -82,24 +112,24 @@ def conv_backward(
     spec.check_dy(dy, out_shape, x.dtype)
     dtype = compute_dtype(x.dtype)
     grid = _grid(x, w, out_shape, stride, padding, dilation)
-    cols = _im2col(x, grid, groups, dtype)
     n, c_out = out_shape[:2]
-    og = c_out // groups
-    cg = x.shape[1] // groups
-    wg = w.astype(dtype, copy=False).reshape(groups, og, -1)
-    spatial = math.prod(out_shape[2:])
-    dyg = np.moveaxis(dy.astype(dtype, copy=False).reshape(n, groups, og, spatial), 0, 2).reshape(groups, og, n * spatial)
-    cols2 = cols.reshape(groups, wg.shape[2], n * spatial)
-    dw = (dyg @ cols2.transpose(0, 2, 1)).reshape(w.shape)
-    dcols = (wg.transpose(0, 2, 1) @ dyg).reshape(cols.shape)  # (G, Cg, *K, N, *out)
-    dxp = zeros_padded(x.shape, grid, dtype)
-    dxg = dxp.reshape(n, groups, cg, *dxp.shape[2:])
-    for offset, slices in zip(grid.offsets, grid.slices):
-        at: tuple[slice | int, ...] = (slice(None), slice(None), *offset)
-        dxg[(slice(None),) * 3 + slices] += np.moveaxis(dcols[at], 2, 0)
-    db = dy.astype(dtype).sum(axis=(0, *range(2, dy.ndim)))
+    og, positions = c_out // groups, math.prod(out_shape[2:])
+    dyc = dy.astype(dtype, copy=False)
+    # dY group-major over the batch, (G, Og, N * P): one product per group for dW, and db.
+    dyg = np.ascontiguousarray(dyc.reshape(n, groups, og, positions).transpose(1, 2, 0, 3)).reshape(groups, og, n * positions)
+    cols = _im2col(x, grid, groups, dtype, batch_major=False)  # (G, Cg * K, N * P)
+    dw = np.matmul(dyg, cols.transpose(0, 2, 1)).reshape(w.shape)
+    del cols
+    db = dyg.sum(axis=2).reshape(c_out)
+    wt = w.astype(dtype, copy=False).reshape(groups, og, -1).transpose(0, 2, 1)  # (G, Cg * K, Og)
+    if og == 1:  # a product over one output channel (depthwise): the same numbers, without N * G tiny GEMMs
+        dcols = wt * dyc.reshape(n, groups, 1, positions)  # (N, G, Cg * K, P)
+    elif positions >= BATCH_MAJOR_MIN_POSITIONS:
+        dcols = np.matmul(wt, dyc.reshape(n, groups, og, positions))  # (N, G, Cg * K, P)
+    else:
+        dcols = np.matmul(wt, dyg).reshape(groups, wt.shape[1], n, positions).transpose(2, 0, 1, 3)
     return (
-        np.ascontiguousarray(crop(dxp, grid), dtype=x.dtype),
+        np.ascontiguousarray(_col2im(dcols, grid, x.shape, groups), dtype=x.dtype),
         np.ascontiguousarray(dw, dtype=x.dtype),
         np.ascontiguousarray(db, dtype=x.dtype),
     )

@@ -15,7 +15,7 @@ def linear_forward(x: Array, w: Array, b: Array | None) -> Array:
     dtype = compute_dtype(x.dtype)
     y = x.astype(dtype, copy=False) @ w.astype(dtype, copy=False).T
     if b is not None:
-        y = y + b.astype(dtype, copy=False)
+        y += b.astype(dtype, copy=False)  # y is the product's fresh array: add in place
     return np.ascontiguousarray(y, dtype=x.dtype)
 
 

@@ -5,7 +5,9 @@ A window operation reads, for every output position ``o`` and kernel offset
 pad_before``. For a *fixed* offset ``j`` those elements form a strided slice of
 the padded input with the output's shape. So every operation here is a short
 loop over kernel offsets (row-major order), each step a whole-array NumPy
-operation on one slice: no loop over batch or output positions.
+operation on one slice: no loop over batch or output positions. Where one pass is
+better (im2col, global pooling), :func:`window_view` gives all the windows at once
+as a strided view, copied or reduced by a single NumPy call.
 
 >>> g = window_grid((5,), kernel_size=(2,), stride=(2,), padding=((0, 0),), dilation=(1,), out_spatial=(3,))
 >>> g.pad_after       # ceil mode's third window overhangs the input by one element
@@ -14,6 +16,12 @@ operation on one slice: no loop over batch or output positions.
 [slice(0, 5, 2), slice(1, 6, 2)]
 >>> g.positions[0].tolist()    # input index read by output o at offset j
 [[0, 1], [2, 3], [4, 5]]
+
+Without the padded copy: at each offset, the outputs whose windows read a real
+element there, and the input elements they read (offset 1 of output 2 is the overhang):
+
+>>> [(out[0], inp[0]) for out, inp in g.inside_slices]
+[(slice(0, 3, None), slice(0, 5, 2)), (slice(0, 2, None), slice(1, 4, 2))]
 """
 
 from __future__ import annotations
@@ -39,6 +47,14 @@ class WindowGrid(NamedTuple):
     slices: tuple[tuple[slice, ...], ...]
     #: Per dim, an (out, k) array of the (unpadded) input index each window reads.
     positions: tuple[NDArray[np.int64], ...]
+    #: The operation's kernel size, stride and dilation, one entry per spatial dim.
+    kernel_size: tuple[int, ...] = ()
+    stride: tuple[int, ...] = ()
+    dilation: tuple[int, ...] = ()
+    #: Per kernel offset (row-major), ``(out_slices, in_slices)``: the output positions whose
+    #: window reads a real input element at that offset, and those elements of the *unpadded*
+    #: input (both regions have the same shape; empty when every read falls in padding).
+    inside_slices: tuple[tuple[tuple[slice, ...], tuple[slice, ...]], ...] = ()
 
 
 def window_grid(
@@ -62,15 +78,63 @@ def window_grid(
         tuple(slice(j * d, j * d + (o - 1) * s + 1, s) for j, d, o, s in zip(offset, dilation, out_spatial, stride))
         for offset in offsets
     )
-    return WindowGrid(
-        spatial, out_spatial, tuple(lo for lo, _ in padding), tuple(pad_after), offsets, slices, tuple(positions)
+    inside = tuple(
+        _inside_slices(offset, spatial, out_spatial, stride, padding, dilation) for offset in offsets
     )
+    return WindowGrid(
+        spatial, out_spatial, tuple(lo for lo, _ in padding), tuple(pad_after), offsets, slices, tuple(positions),
+        tuple(kernel_size), tuple(stride), tuple(dilation), inside,
+    )
+
+
+def _inside_slices(
+    offset: tuple[int, ...], spatial: tuple[int, ...], out_spatial: tuple[int, ...], stride: tuple[int, ...],
+    padding: Padding, dilation: tuple[int, ...],
+) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """Output o reads input o * s + (j * d - lo); keep the run of o for which that is in [0, n)."""
+    out_slices, in_slices = [], []
+    for j, n, o, s, (lo, _), d in zip(offset, spatial, out_spatial, stride, padding, dilation):
+        shift = j * d - lo
+        first = max(0, -(shift // s))  # smallest o with o * s + shift >= 0
+        stop = min(o, (n - 1 - shift) // s + 1)  # one past the largest o with o * s + shift < n
+        if stop <= first:
+            out_slices.append(slice(0, 0))
+            in_slices.append(slice(0, 0))
+            continue
+        start = first * s + shift
+        out_slices.append(slice(first, stop))
+        in_slices.append(slice(start, start + (stop - first - 1) * s + 1, s))
+    return tuple(out_slices), tuple(in_slices)
 
 
 def pad(x: NDArray[Any], grid: WindowGrid, value: float) -> NDArray[Any]:
     """Pad the spatial dims of (N, C, *spatial) ``x`` so that every window is in bounds."""
     widths = [(0, 0), (0, 0), *zip(grid.pad_before, grid.pad_after)]
     return np.pad(x, widths, mode="constant", constant_values=value)
+
+
+def pad_if_needed(x: NDArray[Any], grid: WindowGrid, value: float) -> NDArray[Any]:
+    """:func:`pad`, or ``x`` itself when no window reaches outside it (callers only read the result)."""
+    if any(grid.pad_before) or any(grid.pad_after):
+        return pad(x, grid, value)
+    return x
+
+
+def window_view(xp: NDArray[Any], grid: WindowGrid) -> NDArray[Any]:
+    """A read-only (N, C, *out_spatial, *kernel_size) view of a padded ``xp``, no copy.
+
+    ``view[n, c, o..., j...] = xp[n, c, o * stride + j * dilation]`` per spatial dim.
+
+    >>> g = window_grid((5,), kernel_size=(2,), stride=(2,), padding=((0, 0),), dilation=(2,), out_spatial=(2,))
+    >>> window_view(np.arange(5.0).reshape(1, 1, 5), g)[0, 0].tolist()
+    [[0.0, 2.0], [2.0, 4.0]]
+    """
+    ndim = len(grid.spatial)
+    dilated = tuple(d * (k - 1) + 1 for k, d in zip(grid.kernel_size, grid.dilation))
+    view = np.lib.stride_tricks.sliding_window_view(xp, dilated, axis=tuple(range(2, 2 + ndim)))
+    starts = tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(grid.out_spatial, grid.stride))
+    taps = tuple(slice(None, None, d) for d in grid.dilation)
+    return view[(slice(None), slice(None)) + starts + taps]
 
 
 def crop(xp: NDArray[Any], grid: WindowGrid) -> NDArray[Any]:

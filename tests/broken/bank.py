@@ -18,7 +18,7 @@ import numpy as np
 import reference
 import spec
 from reference.conv import _im2col
-from reference.pool import _max_and_argmax, _pool_grid
+from reference.pool import _pool_grid
 from reference.windows import crop, inside_mask, pad, window_counts, window_grid, zeros_padded
 from spec import Array, Capabilities, OpName, Padding
 
@@ -82,7 +82,7 @@ def _conv_backward_variant(
     # Bug 1: the weight gradient correlates x with dy at unit dilation.
     grid_w = window_grid(x.shape[2:], kernel_size=w.shape[2:], stride=stride, padding=padding,
                          dilation=(1,) * len(out), out_spatial=out) if dw_unit_dilation else grid
-    cols = _im2col(x, grid_w, groups, x.dtype)
+    cols = _im2col(x, grid_w, groups, x.dtype, batch_major=False)  # (G, Cg * K, N * P)
     taps = cg * math.prod(w.shape[2:])
     dw = (dyg @ cols.reshape(groups, taps, n * positions).transpose(0, 2, 1)).reshape(w.shape)
     wg = w.reshape(groups, og, taps)
@@ -303,6 +303,23 @@ register("maxpool-zero-padding", "max pooling pads with 0 instead of -inf", ("ma
          {"maxpool-pad-value", "forward-values", "empty-windows", "ceil-mode"}, max_pool_forward=max_pool_forward_zero_pad)
 register("maxpool-nan-dropped", "np.fmax drops NaN from a window", ("max_pool",), {"nan-propagation"},
          says="dropped", max_pool_forward=max_pool_forward_fmax)
+
+
+def _max_and_argmax(x: Array, grid: Any) -> tuple[Array, np.ndarray[Any, Any]]:
+    """Window maxima and the offset index of each window's first real maximum (-1: none), by offset loop."""
+    xp = pad(x, grid, -np.inf)
+    lead = (slice(None), slice(None))
+    out_shape = (*x.shape[:2], *grid.out_spatial)
+    y = xp[lead + grid.slices[0]].copy()
+    best = np.full(out_shape, -np.inf, dtype=x.dtype)
+    arg = np.full(out_shape, -1, dtype=np.int64)
+    for index, (offset, slices) in enumerate(zip(grid.offsets, grid.slices)):
+        window = xp[lead + slices]
+        np.maximum(y, window, out=y)
+        take = inside_mask(grid, offset) & ((arg < 0) | (window > best))
+        best = np.where(take, window, best)
+        arg = np.where(take, index, arg)
+    return y, arg
 
 
 def _max_pool_backward_variant(x: Array, dy: Array, *, mode: str, **p: Any) -> Array:

@@ -1,0 +1,302 @@
+"""``convspec bench``: the problem grammar, the FLOP counts, and a quick run of the command."""
+
+from __future__ import annotations
+
+import doctest
+import importlib.util
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import conformance.bench_shapes as bench_shapes
+from conformance import bench
+from conformance.bench_shapes import (
+    SHAPE_SETS,
+    Flops,
+    Problem,
+    ProblemSyntaxError,
+    check_problem,
+    conv_flops,
+    flops,
+    format_problem,
+    linear_flops,
+    max_pool_flops,
+    parse_problem,
+)
+from conformance.cli import main
+from conformance.loader import load_backend
+from spec import OPERATIONS, Capabilities, OpName
+
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+# ---- the problem grammar --------------------------------------------------------------------------------
+
+
+@st.composite
+def problems(draw: st.DrawFn) -> Problem:
+    """Any valid problem: every op, 1 to 3 spatial dims, groups, dilation, asymmetric padding, flags."""
+    op: OpName = draw(st.sampled_from(list(OPERATIONS)))
+    n, c = draw(st.integers(0, 64)), draw(st.integers(1, 64))
+    if op == "linear":
+        return Problem("linear", n, c, draw(st.integers(1, 64)))
+    ndim = draw(st.integers(1, 3))
+
+    def per_dim(low: int, high: int) -> tuple[int, ...]:
+        if draw(st.booleans()):
+            return (draw(st.integers(low, high)),) * ndim
+        return tuple(draw(st.integers(low, high)) for _ in range(ndim))
+
+    kernel, stride, dilation = per_dim(1, 5), per_dim(1, 4), per_dim(1, 3)
+    padding = tuple((draw(st.integers(0, 4)), draw(st.integers(0, 4))) for _ in range(ndim))
+    if draw(st.booleans()):
+        padding = (padding[0],) * ndim
+    spatial = tuple(d * (k - 1) + 1 + draw(st.integers(0, 40)) for k, d in zip(kernel, dilation))
+    groups, o = 1, c
+    if op == "conv":
+        groups = draw(st.sampled_from([g for g in (1, 2, 4, c) if c % g == 0]))
+        o = groups * draw(st.integers(1, 8))
+    problem = Problem(
+        op, n, c, o, spatial, kernel, stride, padding, dilation, groups,
+        ceil_mode=op != "conv" and draw(st.booleans()),
+        count_include_pad=op != "avg_pool" or draw(st.booleans()),
+    )
+    check_problem(problem)
+    return problem
+
+
+@settings(max_examples=300, deadline=None)
+@given(problems())
+def test_descriptor_round_trip(problem: Problem) -> None:
+    text = format_problem(problem)
+    assert parse_problem(text) == problem, f"parse_problem({text!r}) != {problem}"
+    assert format_problem(parse_problem(text)) == text
+
+
+@settings(max_examples=100, deadline=None)
+@given(problems(), st.randoms())
+def test_descriptor_tokens_in_any_order(problem: Problem, rng: random.Random) -> None:
+    head, *tokens = format_problem(problem).split()
+    rng.shuffle(tokens)
+    assert parse_problem(" ".join([head, *tokens])) == problem
+
+
+def test_descriptor_defaults_and_forms() -> None:
+    p = parse_problem("conv2d n8 c64 h56 w56 o64 k3 p1")
+    assert (p.stride, p.padding, p.dilation, p.groups) == ((1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    pool = parse_problem("mp2d n1 c2 h9 w9 k3x2 p1x0:1")
+    assert pool.stride == (3, 2) and pool.padding == ((1, 1), (0, 1))
+    avg = parse_problem("ap1d n1 c1 w8 k2 ceil exclpad")
+    assert avg.ceil_mode and not avg.count_include_pad
+    assert format_problem(parse_problem("conv1d n2 c64 w8000 o128 k2 p256:0 d256")) == (
+        "conv1d n2 c64 w8000 o128 k2 s1 p256:0 d256"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        ("conv4d n1 c1 w4 o1 k1", "unknown head"),
+        ("conv2d n1 c3 h8 w8 o4", "missing k"),
+        ("conv2d n1 c3 h8 w8 o4 k3 k3", "given twice"),
+        ("conv2d n1 c3 h8 w8 o4 k3x3x3", "one value or 2"),
+        ("mp2d n1 c3 h8 w8 k2 g2", "unexpected token"),
+        ("conv2d n1 c3 h8 w8 o4 k3 ceil", "does not apply"),
+        ("conv2d n1 c3 h8 w8 o4 k3 g2", "must divide"),
+        ("conv2d n1 c3 h2 w2 o4 k3", "output would be empty"),
+        ("fc n1 c-3 o2", "not a non-negative integer"),
+        ("conv1d n1 c1 w8 o1 k2 p1:2:3", "BEFORE:AFTER"),
+    ],
+)
+def test_descriptor_errors(text: str, message: str) -> None:
+    with pytest.raises(ProblemSyntaxError, match=message):
+        parse_problem(text)
+
+
+def test_shape_sets_parse_and_cover_what_they_claim() -> None:
+    assert set(SHAPE_SETS) == {"resnet50", "vgg16", "mobilenet", "unet3d", "audio1d", "classifier"}
+    for rows in SHAPE_SETS.values():
+        for row in rows:
+            assert parse_problem(row.descriptor) == row.problem, row.descriptor
+    resnet = {row.descriptor for row in SHAPE_SETS["resnet50"]}
+    assert "conv2d n8 c3 h224 w224 o64 k7 s2 p3" in resnet  # the 7x7 stride-2 stem
+    assert "mp2d n8 c64 h112 w112 k3 s2 p1" in resnet
+    assert any(r.problem.groups == r.problem.c > 1 for r in SHAPE_SETS["mobilenet"])  # depthwise
+    assert all(r.problem.ndim == 3 for r in SHAPE_SETS["unet3d"])
+    assert all(r.problem.ndim == 1 for r in SHAPE_SETS["audio1d"])
+    assert {r.problem.op for r in SHAPE_SETS["classifier"]} == {"linear"}
+
+
+def test_module_doctests() -> None:
+    result = doctest.testmod(bench_shapes, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0
+
+
+# ---- FLOP counts, hand-counted ----------------------------------------------------------------------------
+
+
+def test_conv_flops_hand_counted() -> None:
+    # x (1, 2, 4), w (3, 2, 3): 2 output positions x 3 channels = 6 outputs, 2 * 3 = 6 products each:
+    # 36 multiply-adds = 72 FLOPs + 6 bias adds; backward: 72 (dx) + 72 (dW) + 6 (db).
+    assert conv_flops(parse_problem("conv1d n1 c2 w4 o3 k3")) == Flops(78, 150)
+    # 2-D, stride 2, padding 1: a 5x5 input gives 3x3 outputs; groups 2 halves the products per output.
+    # outputs = 2 samples * 4 channels * 9 = 72; products each = (4 / 2) * 3 * 3 = 18 -> 1296 multiply-adds.
+    assert conv_flops(parse_problem("conv2d n2 c4 h5 w5 o4 k3 s2 p1 g2")) == Flops(2 * 1296 + 72, 4 * 1296 + 72)
+    # 1x1: one product per input channel and output element.
+    assert conv_flops(parse_problem("conv2d n1 c8 h2 w2 o2 k1")).forward == 2 * (2 * 4 * 8) + 2 * 4
+
+
+def test_pool_and_linear_flops_hand_counted() -> None:
+    # 4x4 input, 2x2 windows, stride 2: 4 outputs, 3 comparisons each; backward one add per output.
+    assert max_pool_flops(parse_problem("mp2d n1 c1 h4 w4 k2")) == Flops(12, 4)
+    # 3x3, stride 2, padding 1 on 5x5: 3x3 = 9 outputs, 8 comparisons each (padding taps count).
+    assert flops(parse_problem("mp2d n1 c2 h5 w5 k3 s2 p1")) == Flops(2 * 9 * 8, 2 * 9)
+    # average: 2 outputs of 3 taps: 2 adds + 1 divide each; backward 1 divide + 3 adds each.
+    assert flops(parse_problem("ap1d n1 c1 w6 k3")) == Flops(6, 8)
+    # linear 3 -> 4, batch 2: 24 multiply-adds; forward 48 + 8 bias, backward 48 (dx) + 48 (dW) + 8 (db).
+    assert linear_flops(parse_problem("fc n2 c3 o4")) == Flops(56, 104)
+    assert flops(parse_problem("fc n2 c3 o4")).of("fwd+bwd") == 160
+
+
+def test_conv_flops_match_a_brute_force_count() -> None:
+    """Count the multiply-adds of a tiny convolution by walking every (output, tap) pair."""
+    problem = parse_problem("conv2d n2 c4 h6 w5 o6 k3x2 s2x1 p1:0x0:1 d1x2 g2")
+    out = problem.out_spatial()
+    macs = 0
+    for _n, _o, _i, _j in np.ndindex(problem.n, problem.o, *out):
+        macs += (problem.c // problem.groups) * math.prod(problem.kernel)
+    outputs = problem.n * problem.o * math.prod(out)
+    assert conv_flops(problem) == Flops(2 * macs + outputs, 4 * macs + outputs)
+
+
+# ---- capabilities ------------------------------------------------------------------------------------------
+
+
+def test_unsupported_reason_follows_capabilities() -> None:
+    reference = load_backend("reference")
+    narrow = type(reference)(
+        "narrow", "reference", reference.obj, reference.functions,
+        Capabilities(dtypes=frozenset({"float64"}), groups=False, pool_padding="half_kernel", spatial_ranks=frozenset({2})),
+    )
+    assert bench.unsupported_reason(narrow, parse_problem("conv2d n1 c4 h8 w8 o4 k3 g2"), "float64") == "groups"
+    assert bench.unsupported_reason(narrow, parse_problem("conv2d n1 c4 h8 w8 o4 k3"), "float32") == "dtype float32"
+    assert bench.unsupported_reason(narrow, parse_problem("conv1d n1 c4 w8 o4 k3"), "float64") == "1-D"
+    assert bench.unsupported_reason(narrow, parse_problem("mp2d n1 c1 h8 w8 k2 p2"), "float64") == (
+        "pool padding beyond half the kernel"
+    )
+    assert bench.unsupported_reason(narrow, parse_problem("mp2d n1 c1 h8 w8 k3 p1"), "float64") is None
+
+
+# ---- the command -------------------------------------------------------------------------------------------
+
+QUICK = [
+    "bench", "reference", "--quick", "--repeats", "2", "--dtypes", "float64,float32",
+    "--problem", "conv2d n1 c2 h8 w8 o3 k3 s1 p1",
+    "--problem", "mp2d n1 c2 h8 w8 k2",
+    "--problem", "ap1d n1 c2 w9 k3 s2 p1 ceil exclpad",
+    "--problem", "fc n2 c8 o4",
+]
+
+
+def test_quick_run_prints_the_table_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "bench.json"
+    assert main([*QUICK, "--report", str(report)]) == 0
+    out, err = capsys.readouterr()
+    assert "matmul ceiling" in out and "float64" in out and "float32" in out
+    header = next(line for line in out.splitlines() if line.startswith("shape set"))
+    assert header.split() == ["shape", "set", "layer", "problem", "dtype", "mode", "reference", "ms", "GFLOP/s", "%ceil"]
+    rows = [line for line in out.splitlines() if line.startswith("problem ")]
+    assert len(rows) == 4 * 2 * 3  # problems x dtypes x modes
+    assert any("conv2d n1 c2 h8 w8 o3 k3 s1 p1" in r and "fwd+bwd" in r for r in rows)
+    assert "[8/8" in err  # progress: one step per (problem, dtype)
+
+    data = json.loads(report.read_text())
+    assert data["backend"]["name"] == "reference" and data["baseline"] is None
+    assert set(data["matmul_ceiling"]) == {"float64", "float32"}
+    assert data["matmul_ceiling"]["float64"]["gflops"] > 0
+    assert len(data["results"]) == 24
+    first = data["results"][0]
+    assert first["problem"] == "conv2d n1 c2 h8 w8 o3 k3 s1 p1" and first["mode"] == "forward"
+    assert first["flops"] == conv_flops(parse_problem(first["problem"])).forward
+    timing = first["backend"]
+    assert timing["repeats"] == 2 and timing["min_s"] <= timing["median_s"] <= timing["max_s"]
+    assert timing["gflops"] == pytest.approx(first["flops"] / timing["median_s"] / 1e9)
+    assert timing["fraction_of_ceiling"] == pytest.approx(timing["gflops"] / data["matmul_ceiling"]["float64"]["gflops"])
+    # The command line in the report re-runs the same problems.
+    assert '--problem "fc n2 c8 o4"' in data["command"]
+    assert not list(tmp_path.glob(".*.tmp")), "the temporary file of the atomic write was left behind"
+
+
+def test_quick_run_against_a_baseline_writes_markdown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["bench", "reference", "--quick", "--repeats", "1", "--dtypes", "float64", "--problem", "fc n2 c8 o4"]
+    # A module that is not a backend (no protocol functions): a load error, exit 2.
+    assert main([*argv, "--against", "reference:conv_forward"]) == 2
+    assert "not a backend" in capsys.readouterr().err
+    # A second backend: the reference's linear layer under another module name.
+    (tmp_path / "twin_backend.py").write_text("from reference import linear_backward, linear_forward\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    report = tmp_path / "bench.md"
+    assert main([*argv, "--against", "twin_backend", "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "twin_backend ms" in out and "ratio" in out
+    text = report.read_text()
+    assert text.startswith("# convspec bench reference")
+    assert "## float64" in text and "| fc n2 c8 o4 |" in text and "| ratio |" in text
+
+
+def test_cpu_clock_is_recorded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "cpu.json"
+    argv = ["bench", "reference", "--quick", "--repeats", "1", "--dtypes", "float64", "--clock", "cpu",
+            "--problem", "fc n2 c8 o4", "--report", str(report)]
+    assert main(argv) == 0
+    assert "time (cpu clock)" in capsys.readouterr().out
+    data = json.loads(report.read_text())
+    assert data["clock"] == "cpu" and "--clock cpu" in data["command"]
+
+
+@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib (convspec[plot]) is not installed")
+def test_plot_is_a_png(tmp_path: Path) -> None:
+    plot = tmp_path / "bench.png"
+    assert main(["bench", "reference", "--quick", "--repeats", "1", "--dtypes", "float64",
+                 "--problem", "conv1d n1 c2 w16 o2 k3", "--problem", "mp1d n1 c2 w16 k2", "--plot", str(plot)]) == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a)
+    )
+    assert main(["bench", "reference", "--quick", "--plot", str(tmp_path / "p.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'convspec[plot]'" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--ops", "conv,pool"], "--ops: unknown 'pool'"),
+        (["--dtypes", "float128"], "--dtypes: unknown 'float128'"),
+        (["--shapes", "alexnet"], "--shapes: unknown 'alexnet'"),
+        (["--problem", "conv2d n1 c3 h8 w8 o4"], "missing k"),
+        (["--report", "out.txt"], "must end in .json or .md"),
+        (["--report", "/nonexistent-dir/out.json"], "does not exist"),
+        (["--repeats", "0"], "--repeats 0: must be >= 1"),
+        (["--ops", "linear", "--shapes", "unet3d"], "no problem left"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(extra: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "reference", "--quick", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("convspec: error: ") and message in err, err
