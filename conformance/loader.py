@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -67,6 +69,8 @@ def load_backend(name: str) -> LoadedBackend:
         raise BackendLoadError(f"backend name {name!r} is empty or has surrounding spaces")
     target = resolve_target(name)
     module_name, _, attribute = target.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: a backend module in the working directory loads
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

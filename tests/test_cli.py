@@ -140,3 +140,13 @@ def test_matrix_marks_missing_backward_as_not_supported() -> None:
     full = forward_only + "| backward-values | pass |\n"
     matrix = compose({"full": full, "forward_only": forward_only}, "convspec matrix full forward_only")
     assert "| backward-values | pass | not supported |" in matrix
+
+
+def test_the_readme_example_backend_is_conformant_from_its_own_directory() -> None:
+    import subprocess
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    done = subprocess.run([sys.executable, "-m", "conformance.cli", "check", "mykernels", "--profile", "quick"],
+                          cwd=examples, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "CONFORMANT: mykernels" in done.stdout
