@@ -191,9 +191,9 @@ HAND_CASES = [
 def test_hand_checked(adapter: tuple[str, ModuleType], case: HandCase) -> None:
     name, backend = adapter
     function: Callable[..., Any] | None = getattr(backend, case.function, None)
-    if function is None:
+    if function is None:  # ONNX Runtime is forward only: it must lack exactly the backward functions
         assert name == "onnxruntime" and case.function.endswith("_backward"), f"{name} lacks {case.function}"
-        pytest.skip(f"{name} is forward only")
+        return
     dtype = CHECK_DTYPE[name]
     args = tuple(None if a is None else a.astype(dtype) for a in case.args)
     if name in case.unsupported:
