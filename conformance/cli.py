@@ -1,4 +1,4 @@
-"""The ``convspec`` command: ``convspec check BACKEND`` and ``convspec bench BACKEND``.
+"""The ``convspec`` command: ``convspec check|merge|bench|matrix``.
 
 Exit codes: 0 conformant (or benchmark done), 1 not conformant, 2 usage or loading error.
 """
@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     runner.add_arguments(commands.add_parser("check", help="check a backend against the spec"))
     bench.add_arguments(commands.add_parser("bench", help="time a backend against a baseline"))
     matrix.add_arguments(commands.add_parser("matrix", help="check several backends and compose the conformance matrix"))
+    import conformance.merge as merge
+
+    merge.add_arguments(commands.add_parser("merge", help="combine the JSON reports of a run's shards into one verdict"))
     return parser
 
 
@@ -39,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             import conformance.runner as runner
 
             return runner.run_from_args(args)
+        if args.command == "merge":
+            import conformance.merge as merge
+
+            return merge.run_from_args(args)
         if args.command == "matrix":
             import conformance.matrix as matrix
 

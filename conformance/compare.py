@@ -35,10 +35,15 @@ class Violation(Exception):
     #: "failure" (wrong result), "error" (raised on valid input), "crash", "hang", "unsupported".
     kind: str = "failure"
 
+    @property
+    def case_text(self) -> tuple[str, str] | None:
+        """The minimal case as (problem, kind of values), or None; a report read back from JSON keeps only these."""
+        return None if self.case is None else (self.case.problem.describe(), self.case.inputs.kind)
+
     def __str__(self) -> str:
         lines = [f"[{self.rule}] {self.summary}"]
-        if self.case is not None:
-            lines.append(f"  problem: {self.case.problem.describe()}  values: {self.case.inputs.kind}")
+        if self.case_text is not None:
+            lines.append(f"  problem: {self.case_text[0]}  values: {self.case_text[1]}")
         lines += [f"  {d}" for d in self.details]
         return "\n".join(lines)
 

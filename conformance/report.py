@@ -28,6 +28,8 @@ def progress_line(done: int, total: int, result: RuleResult) -> str:
             f" ({result.examples} examples, {result.seconds:.2f} s)")
     if result.violation is not None:
         text += f": {result.violation.summary}"
+    if result.replayed:
+        text += " (replayed a saved failing example)"
     return text
 
 
@@ -41,8 +43,10 @@ def failure_text(result: RuleResult) -> str:
     cites = cited(v.rule, result.op)
     lines.append(f"  rule broken: {v.rule}" + (f" (spec {', '.join(cites)}, spec/docs/)" if cites else ""))
     lines.append(f"  {v.summary}")
-    if v.case is not None:
-        lines.append(f"  minimal case: {v.case.problem.describe()}  (values: {v.case.inputs.kind})")
+    if v.case_text is not None:
+        lines.append(f"  minimal case: {v.case_text[0]}  (values: {v.case_text[1]})")
+    if result.replayed:
+        lines.append("  (found by replaying the failing example saved by an earlier run)")
     lines += [f"  {d}" for d in v.details]
     if v.snippet:
         lines.append("  reproduce with:")
@@ -92,6 +96,8 @@ def render_text(report: RunReport) -> str:
         out += ["", "not covered:"] + [f"  - {u}" for u in report.uncovered]
     passed = sum(r.status == "passed" for r in report.results)
     verdict = "CONFORMANT" if report.conformant else "NOT CONFORMANT"
+    if report.shard is not None and not report.failures:
+        verdict = f"NO FAILURES IN SHARD {report.shard} (convspec merge gives the verdict)"
     out += ["", f"{verdict}: {report.backend}: {passed} passed, {len(report.failures)} failed "
                 f"({sum(r.examples for r in report.results)} examples, {report.seconds:.1f} s"
                 + (", stopped at the first failure" if report.stopped_early else "") + ")"]
@@ -101,22 +107,23 @@ def render_text(report: RunReport) -> str:
 def to_dict(report: RunReport, *, timings: bool = True) -> dict[str, Any]:
     """The report as plain data; ``timings=False`` drops what varies between identical runs."""
     def result(r: RuleResult) -> dict[str, Any]:
-        item: dict[str, Any] = {"rule": r.rule, "op": r.op, "dtype": r.dtype, "status": r.status,
-                                "examples": r.examples, "note": r.note}
+        item: dict[str, Any] = {"rule": r.rule, "title": r.title, "op": r.op, "dtype": r.dtype, "status": r.status,
+                                "examples": r.examples, "note": r.note, "replayed": r.replayed}
         if timings:
             item["seconds"] = round(r.seconds, 4)
         if r.violation is not None:
             v = r.violation
             item["violation"] = {
                 "rule": v.rule, "kind": v.kind, "summary": v.summary, "details": v.details, "snippet": "\n".join(v.snippet),
-                "problem": v.case.problem.describe() if v.case else None,
+                "problem": v.case_text[0] if v.case_text else None, "values": v.case_text[1] if v.case_text else None,
             }
         return item
 
     data: dict[str, Any] = {
         "backend": report.backend, "target": report.target, "profile": report.profile, "seed": report.seed,
         "ops": report.ops, "dtypes": report.dtypes, "conformant": report.conformant,
-        "stopped_early": report.stopped_early, "versions": report.versions, "uncovered": report.uncovered,
+        "stopped_early": report.stopped_early, "shard": report.shard, "versions": report.versions,
+        "uncovered": report.uncovered,
         "summary": summary_table(report), "results": [result(r) for r in report.results],
     }
     if timings:

@@ -23,14 +23,17 @@ from typing import Any
 import hypothesis
 import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis.database import ExampleDatabase
 
 import spec
 from conformance.compare import Violation
 from conformance.context import Context, Unsupported
+from conformance.database import example_key, use_key
 from conformance.invoke import Caller, InProcessCaller
 from conformance.isolation import DEFAULT_MEMORY_LIMIT_MIB, DEFAULT_TIMEOUT, SubprocessCaller, importable_in_a_worker
 from conformance.loader import BackendLoadError, LoadedBackend, load_backend
 from conformance.rules import RULES, Rule
+from conformance.shard import Shard
 from spec import OPERATIONS, OpName
 
 #: Base number of Hypothesis examples per (rule, operation, dtype), scaled by each rule's weight.
@@ -45,6 +48,16 @@ class PlanItem:
     examples: int
 
 
+@dataclass(frozen=True)
+class NotPlanned:
+    """A rule x operation (x dtype, when it is the dtype that is missing) the plan leaves out, and why."""
+
+    rule: str
+    op: OpName
+    dtype: str | None
+    reason: str
+
+
 @dataclass
 class RuleResult:
     rule: str
@@ -57,6 +70,8 @@ class RuleResult:
     seconds: float = 0.0
     violation: Violation | None = None
     note: str = ""
+    #: The failure was found by replaying an example saved by an earlier run (see conformance.database).
+    replayed: bool = False
 
 
 @dataclass
@@ -73,6 +88,8 @@ class RunReport:
     versions: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     stopped_early: bool = False
+    #: "K/N" when this run is one shard of a split run (see conformance.shard), else None.
+    shard: str | None = None
 
     @property
     def failures(self) -> list[RuleResult]:
@@ -84,8 +101,14 @@ class RunReport:
 
 
 def make_plan(backend: LoadedBackend, ops: Sequence[OpName], dtypes: Sequence[str], profile: str,
-              rules: Sequence[Rule] = RULES) -> tuple[list[PlanItem], list[str]]:
-    """What to run, and what is not covered (with the reason)."""
+              rules: Sequence[Rule] = RULES, not_planned: list[NotPlanned] | None = None,
+              ) -> tuple[list[PlanItem], list[str]]:
+    """What to run, and what is not covered (with the reason).
+
+    ``not_planned``, when given, receives each rule x operation (x dtype) left
+    out, for callers that show them one by one (the pytest plugin's skips).
+    """
+    skipped: list[NotPlanned] = [] if not_planned is None else not_planned
     caps = backend.capabilities
     base = PROFILES[profile]
     items: list[PlanItem] = []
@@ -96,6 +119,7 @@ def make_plan(backend: LoadedBackend, ops: Sequence[OpName], dtypes: Sequence[st
         if forward not in backend.functions:
             uncovered.append(f"{op}: backend has no {forward}" + (" (and no backward)" if backward not in backend.functions
                                                                    else ""))
+            skipped += [NotPlanned(rule.id, op, None, f"backend has no {forward}") for rule in rules if op in rule.ops]
             continue
         if backward not in backend.functions:
             uncovered.append(f"{op}: backend has no {backward}; gradient rules not run")
@@ -104,13 +128,18 @@ def make_plan(backend: LoadedBackend, ops: Sequence[OpName], dtypes: Sequence[st
                 continue
             missing = [n for n in rule.needs if {"forward": forward, "backward": backward}[n] not in backend.functions]
             if missing:
+                skipped.append(NotPlanned(rule.id, op, None, f"backend has no {backward}"))
                 continue
             reason = rule.applies(op, caps)
             if reason:
                 uncovered.append(f"{op} / {rule.id}: {reason}")
+                skipped.append(NotPlanned(rule.id, op, None, reason))
                 continue
             for dtype in (usable if rule.per_dtype else usable[:1]):
                 items.append(PlanItem(rule, op, dtype, max(1, round(base * rule.weight))))
+            if rule.per_dtype:
+                skipped += [NotPlanned(rule.id, op, d, f"dtype {d} not declared in the backend's capabilities")
+                            for d in dtypes if d not in caps.dtypes]
     return items, uncovered
 
 
@@ -128,11 +157,17 @@ def _find_violation(exc: BaseException) -> Violation | None:
     return None
 
 
-def run_item(ctx: Context, item: PlanItem, seed: int) -> RuleResult:
-    """Run one rule on one operation and dtype as a Hypothesis search."""
+def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase | None = None) -> RuleResult:
+    """Run one rule on one operation and dtype as a Hypothesis search.
+
+    With a ``database``, failing examples are saved under a key of backend,
+    rule, operation and dtype, and those saved by earlier runs are replayed
+    before anything new is generated (see :mod:`conformance.database`).
+    """
     result = RuleResult(item.rule.id, item.rule.title, item.op, item.dtype, "passed")
     ctx.new_search()
     calls = [0]
+    first_failure: list[int] = []
 
     def example(drawn: Any) -> None:
         calls[0] += 1
@@ -140,13 +175,20 @@ def run_item(ctx: Context, item: PlanItem, seed: int) -> RuleResult:
             item.rule.check(ctx, drawn)
         except Unsupported as exc:
             ctx.unsupported.append(str(exc))
+        except Exception:
+            first_failure[:] = first_failure or [calls[0]]
+            raise
 
+    key = example_key(ctx.backend.target, item.rule.id, item.op, item.dtype)
+    saved = len(list(database.fetch(key))) if database is not None else 0
+    # @seed turns the database off, so the settings that name it are applied after the seed.
     test = settings(
-        max_examples=item.examples, deadline=None, database=None, derandomize=False,
+        max_examples=item.examples, deadline=None, database=database, derandomize=False,
         suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, print_blob=False,
-        phases=(Phase.explicit, Phase.generate, Phase.shrink), report_multiple_bugs=False,
-    )(given(item.rule.strategy(item.op, ctx.backend.capabilities, item.dtype))(example))
-    test = hypothesis.seed(_seed_for(seed, item))(test)
+        phases=((Phase.explicit, Phase.reuse) if database is not None else (Phase.explicit,)) + (Phase.generate, Phase.shrink),
+        report_multiple_bugs=False,
+    )(hypothesis.seed(_seed_for(seed, item))(given(item.rule.strategy(item.op, ctx.backend.capabilities, item.dtype))(example)))
+    use_key(test, key)
     start = time.perf_counter()
     try:
         # NaN and infinite inputs are generated on purpose: NumPy's warnings about them are noise here.
@@ -163,6 +205,7 @@ def run_item(ctx: Context, item: PlanItem, seed: int) -> RuleResult:
             result.note += "\n" + "".join(traceback.format_tb(exc.__traceback__)[-3:])
     result.seconds = time.perf_counter() - start
     result.examples = calls[0]
+    result.replayed = result.status == "failed" and bool(first_failure) and first_failure[0] <= saved
     if result.status == "passed" and ctx.unsupported:
         if len(ctx.unsupported) >= calls[0]:
             result.status = "not covered"
@@ -185,16 +228,23 @@ def _versions(backend: LoadedBackend) -> dict[str, str]:
 
 def run(backend: LoadedBackend, *, ops: Sequence[OpName] = tuple(OPERATIONS), dtypes: Sequence[str] = spec.DTYPES,
         profile: str = "ci", seed: int = 0, fail_fast: bool = False, caller: Caller | None = None,
-        rules: Sequence[Rule] = RULES, progress: Callable[[int, int, RuleResult], None] | None = None) -> RunReport:
-    """Check ``backend`` and return the full report (the CLI, the pytest plugin and tests all call this)."""
+        rules: Sequence[Rule] = RULES, progress: Callable[[int, int, RuleResult], None] | None = None,
+        shard: Shard | None = None, database: ExampleDatabase | None = None) -> RunReport:
+    """Check ``backend`` and return the full report (the CLI, the pytest plugin and tests all call this).
+
+    ``shard`` runs only that part of the plan (:mod:`conformance.shard`); ``database`` saves and replays
+    failing examples (:mod:`conformance.database`).
+    """
     items, uncovered = make_plan(backend, ops, dtypes, profile, rules)
+    if shard is not None:
+        items = shard.select(items)
     report = RunReport(backend.name, backend.target, profile, seed, list(ops), list(dtypes), uncovered=uncovered,
-                       versions=_versions(backend))
+                       versions=_versions(backend), shard=str(shard) if shard is not None else None)
     ctx = Context(backend, caller or InProcessCaller(backend.functions))
     start = time.perf_counter()
     try:
         for index, item in enumerate(items):
-            result = run_item(ctx, item, seed)
+            result = run_item(ctx, item, seed, database)
             report.results.append(result)
             if progress is not None:
                 progress(index + 1, len(items), result)
@@ -241,6 +291,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-limit", type=_number(int, "MiB", least=64), default=DEFAULT_MEMORY_LIMIT_MIB,
                         metavar="MIB", help="memory limit of the worker process with --isolation process "
                         f"(default {DEFAULT_MEMORY_LIMIT_MIB})")
+    add_scale_out_arguments(parser)
+
+
+def add_scale_out_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``convspec check`` for saved examples, shards and Dask (conformance.database, .shard, .distributed)."""
+    from conformance.database import DEFAULT_DIRECTORY
+    from conformance.shard import shard_argument
+
+    parser.add_argument("--database", metavar="DIR", default=None,
+                        help=f"keep failing examples in DIR and replay them first (default {DEFAULT_DIRECTORY}, "
+                        "or $CONVSPEC_DATABASE)")
+    parser.add_argument("--no-database", action="store_true", help="neither replay nor save failing examples")
+    parser.add_argument("--shard", type=shard_argument, metavar="K/N", default=None,
+                        help="run only shard K of N of the plan; combine the JSON reports with convspec merge")
+    parser.add_argument("--dask", metavar="ADDRESS", default=None,
+                        help="run the shards as tasks on the Dask scheduler at ADDRESS (pip install 'convspec[dask]')")
+    parser.add_argument("--dask-tasks", type=_number(int, "tasks"), default=None, metavar="N",
+                        help="with --dask: number of shards (default: the cluster's worker threads)")
 
 
 def _number(kind: Callable[[str], float], unit: str, *, least: float | None = None) -> Callable[[str], float]:
@@ -276,20 +344,41 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.report and not reporting.writer_for(args.report):
         print(f"convspec: error: --report {args.report!r}: use a .json, .md or .xml file name", file=sys.stderr)
         return 2
+    from conformance.database import default_directory, open_database
+    from conformance.progress import RunProgress
+
+    if args.dask and args.shard:
+        print("convspec: error: --dask runs every shard itself; leave out --shard", file=sys.stderr)
+        return 2
+    try:
+        database = None if args.no_database else open_database(args.database or default_directory())
+    except ValueError as exc:
+        print(f"convspec: error: {exc}", file=sys.stderr)
+        return 2
     backend = load_backend(args.backend)
-    caller, isolation = make_caller(backend, args)
-    print(f"convspec check {backend.name} ({backend.target}): profile {args.profile}, seed {args.seed}, "
-          f"ops {','.join(args.ops)}, dtypes {','.join(args.dtypes)}; {isolation}", flush=True)
+    if args.dask:
+        from conformance.distributed import DaskError, run_on_dask
 
-    def progress(done: int, total: int, result: RuleResult) -> None:
-        print(reporting.progress_line(done, total, result), flush=True)
-
-    report = run(backend, ops=args.ops, dtypes=args.dtypes, profile=args.profile, seed=args.seed,
-                 fail_fast=args.fail_fast, caller=caller, progress=progress)
+        try:
+            report = run_on_dask(backend, args)
+        except DaskError as exc:
+            print(f"convspec: error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        caller, isolation = make_caller(backend, args)
+        print(f"convspec check {backend.name} ({backend.target}): profile {args.profile}, seed {args.seed}, "
+              f"ops {','.join(args.ops)}, dtypes {','.join(args.dtypes)}"
+              + (f", shard {args.shard}" if args.shard else "") + f"; {isolation}", flush=True)
+        with RunProgress() as progress:
+            report = run(backend, ops=args.ops, dtypes=args.dtypes, profile=args.profile, seed=args.seed,
+                         fail_fast=args.fail_fast, caller=caller, progress=progress, shard=args.shard,
+                         database=database)
     print(reporting.render_text(report))
     if args.report:
         reporting.write_report(report, args.report)
         print(f"report written to {args.report}")
+    if report.shard is not None:  # a shard has no verdict of its own: it fails only on a failure
+        return 1 if report.failures else 0
     return 0 if report.conformant else 1
 
 

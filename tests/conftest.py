@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["pytester"]
@@ -10,3 +11,9 @@ settings.register_profile("convspec-tests", deadline=None, suppress_health_check
                           derandomize=os.environ.get("CI") == "true")
 settings.load_profile("convspec-tests")
 collect_ignore = ["broken", "misbehaving"]
+
+
+@pytest.fixture(autouse=True)
+def _private_example_database(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's runs save and replay failing examples in a directory of their own, never in the repository."""
+    monkeypatch.setenv("CONVSPEC_DATABASE", str(tmp_path_factory.mktemp("examples")))
