@@ -28,7 +28,7 @@ class RunProgress:
 
     def __init__(self, stream: TextIO | None = None, *, live: bool | None = None) -> None:
         self.stream = stream if stream is not None else sys.stdout
-        self.console = Console(file=self.stream, highlight=False, soft_wrap=True)
+        self.console = Console(file=self.stream, highlight=False, soft_wrap=True, force_terminal=live)
         self.live = self.console.is_terminal and not self.console.is_dumb_terminal if live is None else live
         self._bar: Progress | None = None
         self._task: TaskID | None = None
