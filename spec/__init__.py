@@ -5,7 +5,9 @@ The spec is typed Python (this package) plus one document per operation in
 """
 
 from spec.accuracy import AccuracyClass, elementwise_bound, gamma, normwise_bound, unit_roundoff
+from spec.adaptive import adaptive_pool_output_shape, adaptive_windows
 from spec.errors import SpecError, UnsupportedError
+from spec.indices import onnx_max_pool_indices
 from spec.params import (
     DTYPES,
     SPATIAL_RANKS,
@@ -31,6 +33,14 @@ from spec.protocol import (
     supported_functions,
 )
 from spec.shapes import Padding, PaddingLike, normalize_tuple, output_size, resolve_padding, same_padding
+from spec.transposed import (
+    ConvTransposeParams,
+    conv_transpose_output_padding,
+    conv_transpose_output_shape,
+    conv_transpose_output_size,
+    conv_transpose_params,
+    onnx_conv_transpose_padding,
+)
 
 __all__ = [
     "DTYPES", "FUNCTION_NAMES", "OPERATIONS", "SPATIAL_RANKS",
@@ -39,4 +49,9 @@ __all__ = [
     "capabilities_of", "check_array", "check_dy", "check_flag", "conv_output_shape", "conv_params", "elementwise_bound",
     "gamma", "linear_output_shape", "normalize_tuple", "normwise_bound", "output_size", "pool_output_shape",
     "pool_params", "resolve_padding", "same_padding", "supported_functions", "unit_roundoff",
+]
+__all__ += [
+    "ConvTransposeParams", "adaptive_pool_output_shape", "adaptive_windows", "conv_transpose_output_padding",
+    "conv_transpose_output_shape", "conv_transpose_output_size", "conv_transpose_params", "onnx_conv_transpose_padding",
+    "onnx_max_pool_indices",
 ]

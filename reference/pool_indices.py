@@ -1,0 +1,62 @@
+"""Max-pool indices: which input element each max-pooling window selects.
+
+For every output element, the row-major flat index within its input plane
+``x[n, c]`` of the element the gradient rule routes to: the first real element
+attaining the window's maximum, in row-major order of the kernel offsets. A
+window holding a NaN selects its first NaN; a window with no real element
+(only padding or the ceil-mode overhang) gets -1.
+
+One pass per kernel offset, row-major, each a whole-array step on the slice of
+windows that read a real element there (the windowing primitive's
+``inside_slices``): a running selection that takes the first real element,
+then any strictly greater one, then the first NaN, and keeps it otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+import spec
+from reference.windows import WindowGrid, window_grid
+from spec import Array, Padding
+
+_LEAD = (slice(None), slice(None))
+
+
+def _offset_flat_index(grid: WindowGrid, offset: tuple[int, ...]) -> NDArray[np.int64]:
+    """For one kernel offset, the flat in-plane index each window reads there, (1, 1, *out_spatial)."""
+    plane_strides = [int(np.prod(grid.spatial[axis + 1:], dtype=np.int64)) for axis in range(len(grid.spatial))]
+    flat: NDArray[np.int64] = np.zeros((1, 1) + (1,) * len(grid.spatial), dtype=np.int64)
+    for axis, (positions, j, step) in enumerate(zip(grid.positions, offset, plane_strides)):
+        shape = [1] * (len(grid.spatial) + 2)
+        shape[axis + 2] = positions.shape[0]
+        flat = flat + (positions[:, j] * step).reshape(shape)
+    return flat
+
+
+def max_pool_indices(
+    x: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool,
+) -> NDArray[np.int64]:
+    """int64 indices shaped like ``max_pool_forward``'s y: the in-plane flat index each window selects, -1 if none."""
+    out_shape = spec.pool_output_shape(
+        x, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode,
+    )
+    grid = window_grid(
+        x.shape[2:], kernel_size=tuple(kernel_size), stride=tuple(stride), padding=padding,
+        dilation=tuple(dilation), out_spatial=out_shape[2:],
+    )
+    best: NDArray[Any] = np.full(out_shape, -np.inf, dtype=x.dtype)
+    index: NDArray[np.int64] = np.full(out_shape, -1, dtype=np.int64)
+    for offset, (out_slices, in_slices) in zip(grid.offsets, grid.inside_slices):
+        at = _LEAD + out_slices
+        value, current, chosen = x[_LEAD + in_slices], best[at], index[at]
+        if value.size == 0:
+            continue
+        take = (chosen < 0) | (value > current) | (np.isnan(value) & ~np.isnan(current))
+        current[take] = value[take]
+        chosen[take] = np.broadcast_to(_offset_flat_index(grid, offset)[at], take.shape)[take]
+    return index
