@@ -21,7 +21,7 @@ F64 = NDArray[np.float64]
 
 def loop_indices(x: F64, p: PoolParams) -> NDArray[np.int64]:
     """Walk each window in row-major offset order: the first real element, then any strictly greater one,
-    then the first NaN; -1 if the window holds no real element (MAXPOOL-C16 … C18)."""
+    then the first NaN; -1 if the window holds no real element (MAXIDX-C3 … C5)."""
     out_shape = spec.pool_output_shape(x, **p.max_pool_kwargs())
     result = np.full(out_shape, -1, dtype=np.int64)
     for n, c, *position in np.ndindex(*out_shape):
@@ -79,7 +79,8 @@ def test_indices_select_the_forward_value_and_route_the_gradient(case: tuple[F64
     idx = reference.max_pool_indices(x, **kwargs)
     y = reference.max_pool_forward(x, **kwargs)
     planes = x.reshape(*x.shape[:2], math.prod(x.shape[2:]))
-    picked = np.take_along_axis(planes, np.maximum(idx, 0).reshape(*idx.shape[:2], math.prod(idx.shape[2:])), axis=2).reshape(idx.shape)
+    flat_idx = np.maximum(idx, 0).reshape(*idx.shape[:2], math.prod(idx.shape[2:]))
+    picked = np.take_along_axis(planes, flat_idx, axis=2).reshape(idx.shape)
     real = idx >= 0
     np.testing.assert_array_equal(np.where(real, picked, -np.inf), y)
     dy = np.random.default_rng(seed).integers(-3, 4, y.shape).astype(np.float64)
