@@ -6,10 +6,12 @@ attaining the window's maximum, in row-major order of the kernel offsets. A
 window holding a NaN selects its first NaN; a window with no real element
 (only padding or the ceil-mode overhang) gets -1.
 
-One pass per kernel offset, row-major, each a whole-array step on the slice of
-windows that read a real element there (the windowing primitive's
-``inside_slices``): a running selection that takes the first real element,
-then any strictly greater one, then the first NaN, and keeps it otherwise.
+Two passes over the kernel offsets, each step a whole-array operation on the
+slice of windows that read a real element there (the windowing primitive's
+``inside_slices``): the first takes the windows' maxima (NaN-propagating), the
+second walks the offsets in reverse row-major order and records, where the
+element equals the maximum (or is a NaN in a NaN window), its flat index; the
+last record standing is the first such element in row-major order.
 """
 
 from __future__ import annotations
@@ -49,14 +51,22 @@ def max_pool_indices(
         x.shape[2:], kernel_size=tuple(kernel_size), stride=tuple(stride), padding=padding,
         dilation=tuple(dilation), out_spatial=out_shape[2:],
     )
-    best: NDArray[Any] = np.full(out_shape, -np.inf, dtype=x.dtype)
+    # The window maxima, NaN-propagating (as max_pool_forward); -inf where a window holds no real element.
+    peak: NDArray[Any] = np.full(out_shape, -np.inf, dtype=x.dtype)
+    for out_slices, in_slices in grid.inside_slices:
+        region = peak[_LEAD + out_slices]
+        np.maximum(region, x[_LEAD + in_slices], out=region)
+    nan = bool(np.isnan(x).any())
     index: NDArray[np.int64] = np.full(out_shape, -1, dtype=np.int64)
-    for offset, (out_slices, in_slices) in zip(grid.offsets, grid.inside_slices):
+    # Offsets in reverse row-major order, each overwriting where its element equals the maximum (or is a NaN
+    # where the maximum is NaN): the last write is the first such element. Empty windows are never written.
+    for offset, (out_slices, in_slices) in reversed(list(zip(grid.offsets, grid.inside_slices))):
         at = _LEAD + out_slices
-        value, current, chosen = x[_LEAD + in_slices], best[at], index[at]
+        value, target = x[_LEAD + in_slices], peak[at]
         if value.size == 0:
             continue
-        take = (chosen < 0) | (value > current) | (np.isnan(value) & ~np.isnan(current))
-        current[take] = value[take]
-        chosen[take] = np.broadcast_to(_offset_flat_index(grid, offset)[at], take.shape)[take]
+        hit = value == target
+        if nan:
+            hit |= np.isnan(value) & np.isnan(target)
+        np.copyto(index[at], _offset_flat_index(grid, offset)[at], where=hit)
     return index
