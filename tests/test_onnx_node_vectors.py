@@ -58,18 +58,36 @@ class Mapped:
     rounded: int = 0
 
 
-def collect() -> list[Any]:
+@dataclass
+class Vector:
+    """One node test: the operator, its attributes, its inputs and its expected outputs."""
+
+    name: str
+    op: str
+    attrs: dict[str, Any]
+    inputs: list[Array]
+    outputs: list[Array]
+
+
+def collect() -> list[Vector]:
     """The node test cases of MODULES, built by importing their generators (not the whole suite)."""
     node = importlib.import_module("onnx.backend.test.case.node")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for module in MODULES.values():
             importlib.import_module(f"onnx.backend.test.case.node.{module}")
-    return [case for case in node._NodeTestCases if case.model.graph.node[0].op_type in MODULES]
+    vectors = []
+    for case in node._NodeTestCases:
+        proto = case.model.graph.node[0]
+        if proto.op_type in MODULES:
+            inputs, outputs = case.data_sets[0]
+            vectors.append(Vector(case.name, proto.op_type, _attributes(proto), [np.asarray(a) for a in inputs],
+                                  [np.asarray(a) for a in outputs]))
+    return vectors
 
 
-def _attributes(case: Any) -> dict[str, Any]:
-    values = {a.name: onnx.helper.get_attribute_value(a) for a in case.model.graph.node[0].attribute}
+def _attributes(proto: Any) -> dict[str, Any]:
+    values = {a.name: onnx.helper.get_attribute_value(a) for a in proto.attribute}
     return {k: v.decode() if isinstance(v, bytes) else v for k, v in values.items()}
 
 
@@ -94,15 +112,11 @@ def _abs(arrays: list[Array]) -> list[Array]:
     return [np.abs(a.astype(np.float64)) for a in arrays]
 
 
-def map_case(case: Any) -> Mapped | str:
+def map_case(vector: Vector) -> Mapped | str:
     """Map one ONNX node test onto the protocol, or return the key of the reason it cannot be."""
-    op = case.model.graph.node[0].op_type
-    inputs, outputs = case.data_sets[0]
-    inputs = [np.asarray(a) for a in inputs]
-    outputs = [np.asarray(a) for a in outputs]
+    op, attrs, inputs, outputs = vector.op, vector.attrs, vector.inputs, vector.outputs
     if any(a.dtype.name not in spec.DTYPES for a in inputs):
         return "dtype"
-    attrs = _attributes(case)
     x = inputs[0]
     ndim = x.ndim - 2
 
@@ -253,13 +267,12 @@ def test_reference_agrees_with_onnx_node_vectors() -> None:
     skipped: Counter[tuple[str, str]] = Counter()
     failures = []
     for case in cases:
-        op = case.model.graph.node[0].op_type
         result = map_case(case)
         if isinstance(result, str):
             assert result in UNMAPPABLE, f"{case.name}: unknown reason {result!r}"
-            skipped[op, result] += 1
+            skipped[case.op, result] += 1
             continue
-        mapped[op] += 1
+        mapped[case.op] += 1
         problem = disagreement(result)
         if problem is not None:
             failures.append(f"{case.name}: {problem}")
@@ -269,3 +282,71 @@ def test_reference_agrees_with_onnx_node_vectors() -> None:
     assert total >= 60 and total >= 0.85 * len(cases), f"only {total} of {len(cases)} vectors mapped: {skipped}"
     # What cannot map is what the protocol lacks, nothing more.
     assert {op for op, _ in skipped} <= {"Gemm", "MaxPool"}, skipped
+
+
+def _run_onnx_runtime(op: str, attrs: dict[str, Any], inputs: dict[str, Array], outputs: tuple[str, ...]) -> list[Array]:
+    ort = pytest.importorskip("onnxruntime")
+    helper, proto = onnx.helper, onnx.TensorProto
+    graph = helper.make_graph(
+        [helper.make_node(op, list(inputs), list(outputs), **attrs)], op,
+        [helper.make_tensor_value_info(name, proto.FLOAT, a.shape) for name, a in inputs.items()],
+        [helper.make_tensor_value_info(name, proto.FLOAT if i == 0 else proto.INT64, None) for i, name in enumerate(outputs)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return [np.asarray(a) for a in session.run(None, inputs)]
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"strides": [2], "output_shape": [6]},               # total padding 1: crop one at the start
+        {"strides": [2], "output_shape": [4]},               # total 3: (2, 1)
+        {"strides": [2], "output_shape": [8]},               # total -1: output_padding 1
+        {"strides": [2], "auto_pad": "SAME_UPPER"},
+        {"strides": [2], "auto_pad": "SAME_LOWER"},
+        {"strides": [3], "pads": [2, 0], "output_padding": [2]},
+        {"strides": [2], "group": 2},                        # C_in 4, C_out 6
+        {"strides": [2, 1], "pads": [1, 0, 0, 2], "dilations": [1, 2], "group": 2},
+    ],
+)
+def test_onnx_runtime_conv_transpose_agrees_with_the_mapping(attrs: dict[str, Any]) -> None:
+    """spec.onnx_conv_transpose_padding against ONNX Runtime beyond the vectors: cropping output_shape, SAME_*,
+    asymmetric pads, output_padding >= stride, and groups with C_in != C_out (where ONNX's own reference evaluator
+    raises)."""
+    ndim = len(attrs["strides"])
+    rng = np.random.default_rng(len(str(attrs)))
+    x = rng.standard_normal((2, 4, *(3,) * ndim)).astype(np.float32)
+    w = rng.standard_normal((4, 3 if attrs.get("group") else 2, *(3,) * ndim)).astype(np.float32)
+    if not attrs.get("group"):
+        x, w = x[:, :1], w[:1]
+    (got,) = _run_onnx_runtime("ConvTranspose", attrs, {"X": x, "W": w}, ("Y",))
+    mapped = map_case(Vector("onnxruntime", "ConvTranspose", attrs, [x, w], [got]))
+    assert isinstance(mapped, Mapped)
+    assert disagreement(mapped) is None
+
+
+@pytest.mark.parametrize("storage_order", [0, 1])
+def test_onnx_runtime_max_pool_indices_agree_with_the_mapping(storage_order: int) -> None:
+    """spec.onnx_max_pool_indices against ONNX Runtime on several planes (N·C > 1), ties, padding and dilation."""
+    rng = np.random.default_rng(storage_order)
+    x = rng.integers(-3, 4, (2, 3, 6, 7)).astype(np.float32)
+    attrs = {"kernel_shape": [3, 2], "strides": [2, 1], "pads": [1, 0, 1, 1], "dilations": [1, 2],
+             "storage_order": storage_order}
+    y, got = _run_onnx_runtime("MaxPool", attrs, {"X": x}, ("Y", "I"))
+    kwargs = {"kernel_size": (3, 2), "stride": (2, 1), "padding": ((1, 1), (0, 1)), "dilation": (1, 2), "ceil_mode": False}
+    np.testing.assert_array_equal(reference.max_pool_forward(x, **kwargs), y)
+    ours = spec.onnx_max_pool_indices(reference.max_pool_indices(x, **kwargs), x.shape, storage_order=storage_order)
+    np.testing.assert_array_equal(ours, got)
+
+
+def test_onnx_runtime_rejects_output_padding_not_below_the_stride() -> None:
+    """A divergence: the spec (with PyTorch) allows output_padding < max(stride, dilation); ONNX Runtime 1.x
+    requires output_padding < stride and rejects stride 1, dilation 2, output_padding 1."""
+    ort = pytest.importorskip("onnxruntime")
+    x, w = np.ones((1, 1, 3), dtype=np.float32), np.ones((1, 1, 2), dtype=np.float32)
+    attrs = {"strides": [1], "dilations": [2], "output_padding": [1]}
+    params = spec.conv_transpose_params((3,), (2,), dilation=2, output_padding=1)
+    assert reference.conv_transpose_forward(x, w, None, **params._asdict()).shape == (1, 1, 6)
+    with pytest.raises(ort.capi.onnxruntime_pybind11_state.InvalidArgument, match="output_padding"):
+        _run_onnx_runtime("ConvTranspose", attrs, {"X": x, "W": w}, ("Y",))
