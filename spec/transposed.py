@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Literal, NamedTuple, TypeAlias
 
 from spec.errors import SpecError
-from spec.params import _same_dtype, _spatial_params, check_array
+from spec.params import ConvParams, _same_dtype, _spatial_params, check_array
 from spec.shapes import IntOrTuple, Padding, PaddingLike, PadPair, normalize_tuple, resolve_padding
 
 OnnxAutoPad: TypeAlias = Literal["NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"]
@@ -36,6 +36,14 @@ class ConvTransposeParams(NamedTuple):
     output_padding: tuple[int, ...]
     dilation: tuple[int, ...]
     groups: int
+
+    def conv_params(self) -> ConvParams:
+        """The convolution this one is the adjoint of: the same weight, stride, padding, dilation and groups.
+
+        >>> ConvTransposeParams((2,), ((1, 1),), (1,), (1,), 1).conv_params()
+        ConvParams(stride=(2,), padding=((1, 1),), dilation=(1,), groups=1)
+        """
+        return ConvParams(self.stride, self.padding, self.dilation, self.groups)
 
 
 def conv_transpose_output_size(

@@ -98,7 +98,7 @@ def cases(draw: st.DrawFn, *, max_batch: int = 2) -> Case:
 
 def matching_conv(params: ConvTransposeParams) -> dict[str, object]:
     """The convolution the transposed convolution is the adjoint of (same w, stride, padding, dilation, groups)."""
-    return {"stride": params.stride, "padding": params.padding, "dilation": params.dilation, "groups": params.groups}
+    return params.conv_params()._asdict()
 
 
 def extend(a: F64, spatial: tuple[int, ...]) -> F64:
@@ -192,6 +192,39 @@ def test_gradients_match_finite_differences(case: Case, seed: int) -> None:
         minus = reference.conv_transpose_forward(*shift(-h * direction), **kwargs)
         numeric = np.vdot(plus - minus, dy) / (2 * h)
         assert abs(numeric - np.vdot(grad, direction)) <= 1e-7 * max(1.0, abs(numeric))
+
+
+def zero_inserted_convolution(x: F64, w: F64, p: ConvTransposeParams) -> F64:
+    """The textbook construction: insert s - 1 zeros between the inputs, pad d·(k - 1) - p_before before and
+    d·(k - 1) - p_after + output_padding after (cropping where negative), and convolve with stride 1 with the
+    kernel flipped and its two channel axes swapped within each group."""
+    ndim = x.ndim - 2
+    up = np.zeros((*x.shape[:2], *((n - 1) * s + 1 for n, s in zip(x.shape[2:], p.stride))))
+    up[(slice(None), slice(None), *(slice(None, None, s) for s in p.stride))] = x
+    for axis, (k, d, (lo, hi), e) in enumerate(zip(w.shape[2:], p.dilation, p.padding, p.output_padding)):
+        before, after = d * (k - 1) - lo, d * (k - 1) - hi + e
+        widths = [(0, 0)] * up.ndim
+        widths[axis + 2] = (max(before, 0), max(after, 0))
+        up = np.pad(up, widths)
+        crop = [slice(None)] * up.ndim
+        crop[axis + 2] = slice(max(-before, 0), up.shape[axis + 2] - max(-after, 0))
+        up = up[tuple(crop)]
+    c_group, out_group = x.shape[1] // p.groups, w.shape[1]
+    flipped = w[(slice(None), slice(None), *(slice(None, None, -1),) * ndim)]
+    w_conv = np.concatenate([
+        flipped[g * c_group:(g + 1) * c_group].swapaxes(0, 1) for g in range(p.groups)
+    ])  # (G * O_g, C_g, *K)
+    assert w_conv.shape[:2] == (p.groups * out_group, c_group)
+    return reference.conv_forward(up, w_conv, None, stride=(1,) * ndim, padding=((0, 0),) * ndim, dilation=p.dilation,
+                                  groups=p.groups)
+
+
+@FAST
+@given(cases())
+def test_forward_is_a_stride_one_convolution_of_the_zero_inserted_input(case: Case) -> None:
+    """The construction of the textbooks, against the scatter of CONVT-C3."""
+    y = reference.conv_transpose_forward(case.x, case.w, None, **case.params._asdict())
+    np.testing.assert_array_equal(y, zero_inserted_convolution(case.x, case.w, case.params))
 
 
 def test_output_padding_resolves_the_ambiguous_size() -> None:
