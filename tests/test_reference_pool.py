@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import reference
+import reference.windows as win
 import spec
+from reference import pool as pool_module
 from spec import PoolParams
 
 FAST = settings(max_examples=60, deadline=None, database=None)
@@ -421,3 +423,110 @@ def test_results_are_fresh_and_inputs_untouched() -> None:
                                    ceil_mode=False)
     np.testing.assert_array_equal(y, x)      # the identity pooling still returns a new array
     assert not np.shares_memory(y, x)
+
+
+# ---- the fast paths against the general ones -------------------------------------------------------------
+
+
+
+def _grid_of(case: PoolCase) -> win.WindowGrid:
+    p = case.params
+    out_shape = loop_out_shape(case.x, p)
+    return win.window_grid(case.x.shape[2:], kernel_size=p.kernel_size, stride=p.stride, padding=p.padding,
+                               dilation=p.dilation, out_spatial=out_shape[2:])
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(pool_cases(min_batch=1), st.sampled_from(["ties", "nan", "-inf"]))
+def test_cache_blocks_change_no_result(case: PoolCase, special: str) -> None:
+    """One plane per block, or everything in one block: bitwise the same results."""
+    x = case.x.copy()
+    if special != "ties":
+        x.reshape(-1)[:: 3] = np.nan if special == "nan" else -np.inf
+    dy = dy_for(loop_out_shape(x, case.params))
+    max_kw, avg_kw = case.params.max_pool_kwargs(), case.params._asdict()
+    calls = [
+        lambda: reference.max_pool_forward(x, **max_kw), lambda: reference.max_pool_backward(x, dy, **max_kw),
+        lambda: reference.avg_pool_forward(x, **avg_kw), lambda: reference.avg_pool_backward(x, dy, **avg_kw),
+    ]
+    saved = pool_module.CACHE_BLOCK_BYTES
+    try:
+        pool_module.CACHE_BLOCK_BYTES = 1
+        small = [call() for call in calls]
+        pool_module.CACHE_BLOCK_BYTES = 1 << 40
+        large = [call() for call in calls]
+    finally:
+        pool_module.CACHE_BLOCK_BYTES = saved
+    for a, b in zip(small, large):
+        assert_same(a, b, "result", case.snippet())
+    assert_same(small[1], loop_max_pool_backward(x, dy, case.params), "dx", case.snippet("max_pool_backward"))
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(pool_cases(min_batch=1), st.sampled_from(["ties", "nan", "-inf", "+inf dy"]))
+def test_max_backward_by_phase_matches_the_general_path(case: PoolCase, special: str) -> None:
+    """The contiguous phase path (and its fallback on NaN / -inf) against the strided element-rule path."""
+    x = case.x.copy()
+    dy = dy_for(loop_out_shape(x, case.params))
+    if special == "nan":
+        x.reshape(-1)[1::4] = np.nan
+    elif special == "-inf":
+        x.reshape(-1)[::2] = -np.inf
+    elif special == "+inf dy":
+        dy.reshape(-1)[::3] = np.inf
+    grid = _grid_of(case)
+    fast, general = np.empty_like(x), np.empty_like(x)
+    pool_module._route_max_gradient_by_phase(fast, x, dy, grid)
+    pool_module._route_max_gradient(general, x, dy, grid)
+    assert_same(fast, general, "dx", case.snippet("max_pool_backward"))
+    assert_same(fast, loop_max_pool_backward(x, dy, case.params), "dx", case.snippet("max_pool_backward"))
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(pool_cases())
+def test_phases_hold_the_padded_input_and_every_window_read(case: PoolCase) -> None:
+    grid = _grid_of(case)
+    phases = win.split_phases(case.x, grid, -100.0)
+    back = np.empty_like(case.x)
+    win.merge_phases(back, phases, grid)
+    np.testing.assert_array_equal(back, case.x)
+    padded = win.pad(case.x, grid, -100.0)
+    view = win.window_view(padded, grid)   # (N, C, *out, *K)
+    for offset, index in zip(grid.offsets, win.phase_slices(grid)):
+        expected = view[(Ellipsis, *offset)]
+        np.testing.assert_array_equal(phases[(slice(None), slice(None), *index)], expected)
+
+
+@pytest.mark.parametrize(("shape", "kernel"), [((2, 3, 7, 7), 7), ((1, 2, 5), 5), ((2, 2, 2, 3, 4), (2, 3, 4)),
+                                               ((0, 3, 4, 4), 4)])
+def test_global_average_pool_matches_the_per_offset_sums(shape: tuple[int, ...], kernel: Any) -> None:
+    x = np.random.default_rng(3).standard_normal(shape)
+    p = spec.pool_params(shape[2:], kernel)
+    grid = win.window_grid(shape[2:], kernel_size=p.kernel_size, stride=p.stride, padding=p.padding,
+                               dilation=p.dilation, out_spatial=(1,) * len(shape[2:]))
+    assert win.covers_input(grid) and win.tiles_input(grid)
+    total = np.empty((*shape[:2], *grid.out_spatial))
+    pool_module._window_sum(total, x, grid)
+    y = reference.avg_pool_forward(x, **p._asdict())
+    np.testing.assert_allclose(y, total / math.prod(shape[2:]), rtol=1e-14, atol=0)
+    dy = np.random.default_rng(4).standard_normal(y.shape)
+    spread = np.empty_like(x)
+    pool_module._spread(spread, dy / math.prod(shape[2:]), grid)
+    np.testing.assert_array_equal(reference.avg_pool_backward(x, dy, **p._asdict()), spread)
+
+
+@pytest.mark.parametrize(("shape", "kernel"), [((1, 2, 8, 9), 2), ((2, 1, 7), 3), ((1, 1, 5, 4, 6), 2)])
+def test_tiled_average_pool_backward_matches_the_per_offset_spread(shape: tuple[int, ...], kernel: int) -> None:
+    """Disjoint windows (stride == kernel), including a remainder no window reads: one broadcast write."""
+    x = np.zeros(shape)
+    p = spec.pool_params(shape[2:], kernel)
+    out = loop_out_shape(x, p)
+    grid = win.window_grid(shape[2:], kernel_size=p.kernel_size, stride=p.stride, padding=p.padding,
+                               dilation=p.dilation, out_spatial=out[2:])
+    assert win.tiles_input(grid)
+    dy = np.random.default_rng(5).standard_normal(out)
+    spread = np.empty_like(x)
+    pool_module._spread(spread, dy / kernel ** len(shape[2:]), grid)
+    np.testing.assert_array_equal(reference.avg_pool_backward(x, dy, **p._asdict()), spread)
+    np.testing.assert_array_equal(reference.avg_pool_backward(x, dy, **p._asdict()),
+                                  loop_avg_pool_backward(x, dy, p))
