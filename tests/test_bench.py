@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import doctest
 import importlib.util
 import json
@@ -34,6 +35,14 @@ from conformance.loader import load_backend
 from spec import OPERATIONS, Capabilities, OpName
 
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own cache directory: no test reads or writes the user's ceiling cache."""
+    directory = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("CONVSPEC_CACHE_DIR", str(directory))
+    return directory
 
 
 # ---- the problem grammar --------------------------------------------------------------------------------
@@ -250,7 +259,7 @@ def test_quick_run_against_a_baseline_writes_markdown(
     assert "twin_backend ms" in out and "ratio" in out
     text = report.read_text()
     assert text.startswith("# convspec bench reference")
-    assert "## float64" in text and "| fc n2 c8 o4 |" in text and "| ratio |" in text
+    assert "## float64" in text and "| fc n2 c8 o4 |" in text and "| ratio [q1-q3] |" in text
 
 
 def test_cpu_clock_is_recorded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -294,9 +303,158 @@ def test_plot_without_matplotlib_is_a_usage_error(
         (["--report", "/nonexistent-dir/out.json"], "does not exist"),
         (["--repeats", "0"], "--repeats 0: must be >= 1"),
         (["--ops", "linear", "--shapes", "unet3d"], "no problem left"),
+        (["--pause", "-1"], "--pause -1.0: must be between 0 and 60"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(extra: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "reference", "--quick", *extra]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("convspec: error: ") and message in err, err
+
+
+# ---- the matmul ceiling cache ------------------------------------------------------------------------------
+
+
+def test_ceiling_is_cached_per_machine_and_remeasured_on_request(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def fake_measure(dtype: str, size: int, **_: object) -> bench.Ceiling:
+        calls.append(dtype)
+        return bench.Ceiling(dtype, size, 10.0 * len(calls), 9.0, f"t{len(calls)}")
+
+    def ceilings(machine: str = "cpu A", remeasure: bool = False) -> dict[str, bench.Ceiling]:
+        return bench.matmul_ceilings(("float64", "float32"), 64, clock="wall", machine=machine, remeasure=remeasure,
+                                     cache_dir=tmp_path, measure=fake_measure)
+
+    first = ceilings()
+    assert calls == ["float64", "float32"] and not first["float64"].cached
+    again = ceilings()
+    assert calls == ["float64", "float32"], "a cached ceiling was measured again"
+    assert again["float64"].cached and again["float64"].gflops == first["float64"].gflops
+    assert again["float32"].measured_at == "t2"
+    other = ceilings(machine="cpu B")  # another CPU / NumPy / BLAS: its own entry
+    assert len(calls) == 4 and not other["float64"].cached
+    assert ceilings()["float64"].gflops == 10.0, "cpu B's entry replaced cpu A's"
+    fresh = ceilings(remeasure=True)
+    assert len(calls) == 6 and not fresh["float64"].cached and fresh["float64"].gflops == 50.0
+    assert ceilings()["float64"].gflops == 50.0, "the remeasured value was not cached"
+    (tmp_path / bench.measuring.CEILING_CACHE_FILE).write_text("{not json")
+    assert not ceilings()["float64"].cached and len(calls) == 8   # an unreadable cache is measured over
+
+
+def test_unwritable_cache_still_measures(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = bench.matmul_ceilings(("float64",), 32, clock="cpu", machine="m", cache_dir=blocker / "sub")
+    assert result["float64"].gflops > 0 and not result["float64"].cached
+
+
+def test_cli_reuses_the_cached_ceiling(_private_cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "reference", "--quick", "--repeats", "1", "--dtypes", "float64", "--no-check",
+            "--problem", "fc n2 c8 o4"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert "measured 20" in first and "cached" not in first.split("matmul ceiling")[1].splitlines()[0]
+    assert (_private_cache / "matmul_ceiling.json").exists()
+    assert main(argv) == 0
+    assert "cached for this machine" in capsys.readouterr().out
+    assert main([*argv, "--remeasure-ceiling"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "matmul ceiling" in x)
+    assert "cached" not in line and "measured 20" in line
+
+
+# ---- the conformance check ----------------------------------------------------------------------------------
+
+WRONG_BACKEND = """
+import reference
+from reference import linear_backward, max_pool_backward, max_pool_forward
+
+
+def linear_forward(x, w, b):
+    return reference.linear_forward(x, w, b) * 1.001   # 0.1% off: far beyond any rounding bound
+"""
+
+
+def test_a_backend_that_is_not_conformant_is_timed_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "slightly_wrong.py").write_text(WRONG_BACKEND)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    report = tmp_path / "r.json"
+    argv = ["bench", "slightly_wrong", "--quick", "--repeats", "1", "--dtypes", "float64", "--against", "none",
+            "--problem", "fc n4 c16 o8", "--problem", "mp2d n2 c3 h8 w8 k2", "--report", str(report)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if "not conformant" in line]
+    assert len(warnings) == 2, captured.err  # the fc problem, then the summary; not the max pool
+    assert "fc n4 c16 o8 float64" in warnings[0] and "y differs" in warnings[0]
+    assert "1 of the 2" in warnings[1]
+    assert any("fc n4 c16 o8" in line and "fwd+bwd" in line for line in captured.out.splitlines()), "not timed"
+    data = json.loads(report.read_text())
+    assert [entry["problem"] for entry in data["nonconformant"]] == ["fc n4 c16 o8"]
+    markdown = tmp_path / "r.md"
+    assert main([*argv[:-1], str(markdown)]) == 0
+    assert "- NOT CONFORMANT (checked at batch 1): fc n4 c16 o8 float64: y differs" in markdown.read_text()
+    capsys.readouterr()
+    assert main([*argv, "--no-check"]) == 0
+    assert "not conformant" not in capsys.readouterr().err
+
+
+def test_check_values_passes_the_reference_in_every_dtype_and_names_a_wrong_gradient() -> None:
+    reference = load_backend("reference")
+    for text in ("conv2d n8 c4 h9 w9 o6 k3 s2 p1 g2", "mp1d n2 c3 w11 k3 s2 p1 ceil", "ap2d n1 c2 h7 w7 k7 s7 p0",
+                 "fc n3 c5 o4"):
+        for dtype in ("float64", "float32", "float16"):
+            assert bench.check_values(reference, parse_problem(text), dtype) is None, (text, dtype)
+    functions = dict(reference.functions)
+    functions["conv_backward"] = lambda x, w, dy, **kw: tuple(
+        g * 2 if i == 1 else g for i, g in enumerate(reference.functions["conv_backward"](x, w, dy, **kw)))
+    doubled = type(reference)("doubled", "reference", reference.obj, functions, reference.capabilities)
+    difference = bench.check_values(doubled, parse_problem("conv2d n2 c4 h9 w9 o6 k3 s1 p1"), "float64")
+    assert difference is not None and difference.startswith("dw differs")
+
+
+# ---- interleaved timing --------------------------------------------------------------------------------------
+
+
+def test_backend_and_baseline_calls_alternate_with_a_pause_at_each_switch() -> None:
+    reference = load_backend("reference")
+    log: list[str] = []
+
+    def tracing(name: str) -> object:
+        functions = {
+            key: (lambda *a, _k=key, _f=fn, **kw: (log.append(f"{name}.{_k}"), _f(*a, **kw))[1])
+            for key, fn in reference.functions.items()
+        }
+        return type(reference)(name, "reference", reference.obj, functions, reference.capabilities)
+
+    options = bench.options_from_args(argparse_namespace(["--repeats", "3", "--warmup", "0", "--problem", "fc n2 c8 o4"]))
+    slept: list[float] = []
+    pair = bench.measure_pair(tracing("A"), tracing("B"), parse_problem("fc n2 c8 o4"), "float64", options,
+                              sleep=slept.append)
+    # Warm-up: one fwd+bwd call each; then per mode 3 pairs of calls, backend first (ABAB).
+    assert log[:4] == ["A.linear_forward", "A.linear_backward", "B.linear_forward", "B.linear_backward"]
+    assert log[4:10] == ["A.linear_forward", "B.linear_forward"] * 3
+    assert log[10:16] == ["A.linear_backward", "B.linear_backward"] * 3
+    assert log[16:] == ["A.linear_forward", "A.linear_backward", "B.linear_forward", "B.linear_backward"] * 3
+    # 2 warm-up + 18 timed calls, alternating from the warm-up's second on: a pause before each of 19 switches.
+    assert slept == [options.pause] * 19
+    assert set(pair.ratios) == {"forward", "backward", "fwd+bwd"}
+    assert all(len(r) == 3 and all(v > 0 for v in r) for r in pair.ratios.values())
+    assert len(pair.backend.timings["forward"].samples) == 3 and pair.baseline is not None
+
+
+def test_the_ratio_is_the_median_of_the_pair_ratios_with_their_spread() -> None:
+    named = SHAPE_SETS["classifier"][0]
+    slow = bench.Timing((1.0, 1.0, 1.0, 9.0, 9.0))
+    row = bench.Row(named, "float64", "forward", 1, slow, slow, None, None, (0.5, 0.9, 1.0, 1.1, 3.0))
+    assert row.ratio == 1.0
+    assert row.ratio_spread == (0.9, 1.1)
+    unpaired = bench.Row(named, "float64", "forward", 1, bench.Timing((2.0,)), bench.Timing((4.0,)), None, None)
+    assert unpaired.ratio == 0.5 and unpaired.ratio_spread is None
+
+
+def argparse_namespace(extra: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    return parser.parse_args(["reference", "--quick", *extra])
