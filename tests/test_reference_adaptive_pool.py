@@ -164,3 +164,35 @@ def test_invalid_parameters(x: F64, output_size: tuple[int, ...], message: str) 
         assert str(info.value) == message
     with pytest.raises(spec.SpecError, match=r"dy.shape=\(1, 1, 2\) is invalid"):
         reference.adaptive_max_pool_backward(np.zeros((1, 1, 5)), np.zeros((1, 1, 2)), output_size=(3,))
+
+
+def test_non_contiguous_inputs_and_fresh_results() -> None:
+    base = np.random.default_rng(2).standard_normal((3, 2, 9, 7))
+    x = base.transpose(0, 1, 3, 2)[:, :, ::2]  # a strided, transposed view: (3, 2, 4, 9)
+    copy = x.copy()
+    dy = np.ones((3, 2, 3, 5))
+    calls = [
+        lambda a: reference.adaptive_avg_pool_forward(a, output_size=(3, 5)),
+        lambda a: reference.adaptive_max_pool_forward(a, output_size=(3, 5)),
+        lambda a: reference.adaptive_avg_pool_backward(a, dy, output_size=(3, 5)),
+        lambda a: reference.adaptive_max_pool_backward(a, dy, output_size=(3, 5)),
+        lambda a: reference.adaptive_max_pool_indices(a, output_size=(3, 5)),
+    ]
+    for call in calls:
+        got = call(x)
+        np.testing.assert_array_equal(got, call(copy))
+        assert not np.shares_memory(got, base) and got.flags.writeable
+    np.testing.assert_array_equal(x, copy)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_low_precision_average_within_elementwise_bound(dtype: str) -> None:
+    """ADAPTIVE-C12: K = the window size for y; dx elements sum at most (windows covering them) shares."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 11, 6)).astype(dtype)
+    exact = reference.adaptive_avg_pool_forward(x.astype(np.float64), output_size=(4, 9))
+    y = reference.adaptive_avg_pool_forward(x, output_size=(4, 9))
+    magnitude = reference.adaptive_avg_pool_forward(np.abs(x.astype(np.float64)), output_size=(4, 9))
+    longest = max(e - s for s, e in spec.adaptive_windows(11, 4)) * max(e - s for s, e in spec.adaptive_windows(6, 9))
+    assert y.dtype == np.dtype(dtype)
+    assert (np.abs(y.astype(np.float64) - exact) <= spec.elementwise_bound(magnitude, longest, dtype)).all()

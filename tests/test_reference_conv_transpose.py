@@ -337,3 +337,17 @@ def test_params_from_output_size_and_their_errors() -> None:
         "padding='same' is invalid")
     assert _message(lambda: spec.conv_transpose_params((7,), (3,), stride=2, output_size=(12,))) == (
         "output_size=12 is invalid: must be in [15, 16] for n=7, k=3, stride 2, padding (0, 0), dilation 1")
+
+
+def test_non_contiguous_inputs() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 6, 3, 4)).transpose(0, 1, 3, 2)[:, ::2]  # (2, 3, 4, 3), strided and transposed
+    w = rng.standard_normal((2, 3, 3, 2)).transpose(1, 0, 3, 2)  # (3, 2, 2, 3), transposed
+    params = spec.conv_transpose_params((4, 3), (2, 3), stride=(2, 1), padding=1, output_padding=(1, 0), groups=3)
+    y = reference.conv_transpose_forward(x, w, None, **params._asdict())
+    np.testing.assert_array_equal(y, reference.conv_transpose_forward(x.copy(), w.copy(), None, **params._asdict()))
+    dy = rng.standard_normal(y.shape)[:, ::-1]
+    for got, want in zip(reference.conv_transpose_backward(x, w, dy, **params._asdict()),
+                         reference.conv_transpose_backward(x.copy(), w.copy(), dy.copy(), **params._asdict())):
+        np.testing.assert_array_equal(got, want)
+        assert got.flags.writeable

@@ -130,3 +130,15 @@ def test_onnx_indices_count_over_the_whole_tensor(storage_order: int) -> None:
         assert onnx[(n, c, *position)] == expected
     with pytest.raises(spec.SpecError, match="storage_order=2 is invalid"):
         spec.onnx_max_pool_indices(idx, x.shape, storage_order=2)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_low_precision_and_non_contiguous_inputs(dtype: str) -> None:
+    """The selection is the same in every dtype (values convert exactly to float64), and strides do not matter."""
+    base = np.random.default_rng(4).integers(-3, 4, (2, 3, 9, 8)).astype(dtype)
+    x = base.transpose(0, 1, 3, 2)[:, :, ::2]
+    params = spec.pool_params(x.shape[2:], 3, stride=2, padding=1, ceil_mode=True)
+    got = reference.max_pool_indices(x, **params.max_pool_kwargs())
+    np.testing.assert_array_equal(got, reference.max_pool_indices(x.astype(np.float64), **params.max_pool_kwargs()))
+    np.testing.assert_array_equal(got, loop_indices(np.ascontiguousarray(x, dtype=np.float64), params))
+    assert got.dtype == np.int64 and not np.shares_memory(got, base)
