@@ -196,3 +196,17 @@ def test_low_precision_average_within_elementwise_bound(dtype: str) -> None:
     longest = max(e - s for s, e in spec.adaptive_windows(11, 4)) * max(e - s for s, e in spec.adaptive_windows(6, 9))
     assert y.dtype == np.dtype(dtype)
     assert (np.abs(y.astype(np.float64) - exact) <= spec.elementwise_bound(magnitude, longest, dtype)).all()
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.integers(1, 500), st.integers(1, 500))
+def test_window_rule_properties(n: int, o: int) -> None:
+    """ADAPTIVE-C3/C4: windows are non-empty, inside the input, ordered, cover it, and their lengths lie in
+    [n/o, n/o + 2), so differ by at most one (each pools 1 or 2 inputs when o > n)."""
+    bounds = spec.adaptive_windows(n, o)
+    assert len(bounds) == o and bounds[0][0] == 0 and bounds[-1][1] == n
+    lengths = [end - start for start, end in bounds]
+    assert all(0 <= start < end <= n for start, end in bounds)
+    assert all(a[0] <= b[0] and a[1] <= b[1] and b[0] <= a[1] for a, b in zip(bounds, bounds[1:]))  # ordered, no gap
+    assert all(n <= length * o < n + 2 * o for length in lengths)
+    assert max(lengths) - min(lengths) <= 1
