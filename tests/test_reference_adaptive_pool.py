@@ -210,3 +210,25 @@ def test_window_rule_properties(n: int, o: int) -> None:
     assert all(a[0] <= b[0] and a[1] <= b[1] and b[0] <= a[1] for a, b in zip(bounds, bounds[1:]))  # ordered, no gap
     assert all(n <= length * o < n + 2 * o for length in lengths)
     assert max(lengths) - min(lengths) <= 1
+
+
+@FAST
+@given(cases(), st.integers(0, 2**32 - 1))
+def test_metamorphic_relations(case: tuple[F64, tuple[int, ...]], seed: int) -> None:
+    """Batch independence; the average is linear; the max and its indices commute with increasing maps."""
+    x, output_size = case
+    rng = np.random.default_rng(seed)
+    y = reference.adaptive_max_pool_forward(x, output_size=output_size)
+    for n in range(x.shape[0]):
+        np.testing.assert_array_equal(y[n:n + 1], reference.adaptive_max_pool_forward(x[n:n + 1], output_size=output_size))
+    a, b = rng.integers(-3, 4, x.shape).astype(np.float64), rng.integers(-3, 4, x.shape).astype(np.float64)
+    np.testing.assert_allclose(
+        reference.adaptive_avg_pool_forward(a + 3 * b, output_size=output_size),
+        reference.adaptive_avg_pool_forward(a, output_size=output_size)
+        + 3 * reference.adaptive_avg_pool_forward(b, output_size=output_size), rtol=1e-14, atol=1e-14,
+    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        mapped = np.exp(x)
+    np.testing.assert_array_equal(reference.adaptive_max_pool_forward(mapped, output_size=output_size), np.exp(y))
+    np.testing.assert_array_equal(reference.adaptive_max_pool_indices(mapped, output_size=output_size),
+                                  reference.adaptive_max_pool_indices(x, output_size=output_size))

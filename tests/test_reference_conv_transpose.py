@@ -351,3 +351,30 @@ def test_non_contiguous_inputs() -> None:
                          reference.conv_transpose_backward(x.copy(), w.copy(), dy.copy(), **params._asdict())):
         np.testing.assert_array_equal(got, want)
         assert got.flags.writeable
+
+
+@FAST
+@given(cases(), st.integers(0, 2**32 - 1))
+def test_metamorphic_relations(case: Case, seed: int) -> None:
+    """Batch independence, linearity in x, and translation: one more (zero) input position in front shifts the
+    output by one stride (no padding or output_padding, so nothing is cropped)."""
+    rng = np.random.default_rng(seed)
+    kwargs = case.params._asdict()
+    y = reference.conv_transpose_forward(case.x, case.w, case.b, **kwargs)
+    for n in range(case.x.shape[0]):
+        np.testing.assert_array_equal(y[n:n + 1], reference.conv_transpose_forward(case.x[n:n + 1], case.w, case.b, **kwargs))
+    u = rng.integers(-3, 4, case.x.shape).astype(np.float64)
+    np.testing.assert_array_equal(
+        reference.conv_transpose_forward(case.x + 2 * u, case.w, None, **kwargs),
+        reference.conv_transpose_forward(case.x, case.w, None, **kwargs)
+        + 2 * reference.conv_transpose_forward(u, case.w, None, **kwargs),
+    )
+    ndim = case.x.ndim - 2
+    plain = dict(kwargs, padding=((0, 0),) * ndim, output_padding=(0,) * ndim)
+    y0 = reference.conv_transpose_forward(case.x, case.w, None, **plain)
+    front = np.pad(case.x, [(0, 0), (0, 0), (1, 0)] + [(0, 0)] * (ndim - 1))  # one zero position before dim 0
+    shifted = reference.conv_transpose_forward(front, case.w, None, **plain)
+    s = case.params.stride[0]
+    assert shifted.shape[2] == y0.shape[2] + s
+    np.testing.assert_array_equal(shifted[:, :, s:], y0)
+    assert not shifted[:, :, :s].any()

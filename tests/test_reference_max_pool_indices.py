@@ -142,3 +142,14 @@ def test_low_precision_and_non_contiguous_inputs(dtype: str) -> None:
     np.testing.assert_array_equal(got, reference.max_pool_indices(x.astype(np.float64), **params.max_pool_kwargs()))
     np.testing.assert_array_equal(got, loop_indices(np.ascontiguousarray(x, dtype=np.float64), params))
     assert got.dtype == np.int64 and not np.shares_memory(got, base)
+
+
+@FAST
+@given(pool_cases())
+def test_indices_commute_with_increasing_maps(case: tuple[F64, PoolParams]) -> None:
+    """A strictly increasing map keeps every window's first maximum (and NaN, -inf) where it is."""
+    x, p = case
+    kwargs = p.max_pool_kwargs()
+    expected = reference.max_pool_indices(x, **kwargs)
+    for mapped in (2 * x + 1, x**3, np.exp(x)):
+        np.testing.assert_array_equal(reference.max_pool_indices(mapped, **kwargs), expected)
