@@ -50,9 +50,12 @@ class PlanItem:
 
 @dataclass(frozen=True)
 class NotPlanned:
-    """A rule x operation (x dtype, when it is the dtype that is missing) the plan leaves out, and why."""
+    """A rule x operation (x dtype, when it is the dtype that is missing) the plan leaves out, and why.
 
-    rule: str
+    ``rule`` is None when the whole operation is left out (the backend lacks its forward function).
+    """
+
+    rule: str | None
     op: OpName
     dtype: str | None
     reason: str
@@ -119,7 +122,7 @@ def make_plan(backend: LoadedBackend, ops: Sequence[OpName], dtypes: Sequence[st
         if forward not in backend.functions:
             uncovered.append(f"{op}: backend has no {forward}" + (" (and no backward)" if backward not in backend.functions
                                                                    else ""))
-            skipped += [NotPlanned(rule.id, op, None, f"backend has no {forward}") for rule in rules if op in rule.ops]
+            skipped.append(NotPlanned(None, op, None, f"backend has no {forward}"))
             continue
         if backward not in backend.functions:
             uncovered.append(f"{op}: backend has no {backward}; gradient rules not run")

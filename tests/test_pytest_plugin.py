@@ -74,11 +74,12 @@ def test_ids_as_printed_select_with_k(pytester: pytest.Pytester) -> None:
 
 def test_what_is_not_covered_is_skipped_with_the_reason(pytester: pytest.Pytester, half_linear: Path) -> None:
     junit = pytester.path / "junit.xml"
-    result = pytester.runpytest("--convspec-backend=half_linear", "--convspec-profile=quick", "--convspec-ops=linear",
-                                "--convspec-dtypes=float64,float32", "-rs", f"--junitxml={junit}")
+    result = pytester.runpytest("--convspec-backend=half_linear", "--convspec-profile=quick", "--convspec-ops=linear,conv",
+                                "--convspec-dtypes=float64,float32", "-rs", "-v", f"--junitxml={junit}")
     not_planned: list[NotPlanned] = []
     backend = load_backend("half_linear")
-    plan, _ = make_plan(backend, ["linear"], ["float64", "float32"], "quick", not_planned=not_planned)
+    plan, _ = make_plan(backend, ["conv", "linear"], ["float64", "float32"], "quick", not_planned=not_planned)
+    result.stdout.fnmatch_lines(["convspec[[]half_linear[]]::conv SKIPPED (not covered: backend has no con*"])
     outcomes = result.parseoutcomes()
     assert outcomes["passed"] == len(plan) and outcomes["skipped"] == len(not_planned) > 0
     for line in ("*SKIPPED*not covered: backend has no linear_backward*", "*SKIPPED*not covered: dtype float32 not declared*"):
