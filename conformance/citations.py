@@ -59,3 +59,15 @@ def cited(rule: str, op: str) -> tuple[str, ...]:
     ('MAXPOOL-C10',)
     """
     return CITATIONS.get(rule, {}).get(op, ())
+
+
+_DOCUMENTS = {"CONV": "conv.md", "MAXPOOL": "max_pool.md", "AVGPOOL": "avg_pool.md", "LINEAR": "linear.md"}
+
+
+def anchor(constraint: str) -> str:
+    """The link to a constraint's sentence in its document (each bullet carries an ``<a id>``).
+
+    >>> anchor("CONV-C3")
+    'spec/docs/conv.md#conv-c3'
+    """
+    return f"spec/docs/{_DOCUMENTS[constraint.split('-')[0]]}#{constraint.lower()}"

@@ -9,7 +9,6 @@ import numpy as np
 
 from conformance.compare import Violation
 from conformance.invoke import Caller, CallOutcome
-from conformance.isolation import SubprocessCaller
 from conformance.loader import LoadedBackend
 from conformance.snippets import call_source, case_snippet
 from conformance.strategies import Case, Inputs
@@ -31,8 +30,9 @@ class Context:
     def new_search(self) -> None:
         """A rule's Hypothesis search begins."""
         self.unsupported.clear()
-        if isinstance(self.caller, SubprocessCaller):
-            self.caller.new_search()
+        new_search = getattr(self.caller, "new_search", None)
+        if callable(new_search):
+            new_search()
 
     def _crash_or_hang(self, function: str, outcome: CallOutcome, case: Case, snippet: list[str]) -> Violation:
         """The finding for a call that crashed or hung, or was skipped because it did so before.

@@ -42,6 +42,9 @@ class LoadedBackend:
     def import_line(self) -> str:
         """Python source that binds ``backend`` to this backend, for reproduction snippets."""
         module, _, attribute = self.target.partition(":")
+        if "." in attribute:
+            head, _, rest = attribute.partition(".")
+            return f"from {module} import {head}; backend = {head}.{rest}"
         if attribute:
             return f"from {module} import {attribute} as backend"
         return f"import {module} as backend"

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.compare import Violation
+from conformance.findings import Finding
 from conformance.rules import RULES, RULES_BY_ID
 from conformance.runner import RuleResult, RunReport
 from conformance.shard import Shard
@@ -49,16 +50,19 @@ def result_from_dict(data: dict[str, Any]) -> RuleResult:
     """One rule result of a JSON report (the inverse of :func:`conformance.report.to_dict` for one result)."""
     rule = str(data["rule"])
     title = str(data.get("title") or (RULES_BY_ID[rule].title if rule in RULES_BY_ID else rule))
-    violation = None
-    if data.get("violation"):
-        v = data["violation"]
-        case = (str(v["problem"]), str(v.get("values") or "?")) if v.get("problem") else None
-        violation = RecordedViolation(str(v["rule"]), str(v["summary"]), None, [str(d) for d in v.get("details", [])],
-                                      str(v.get("snippet", "")).splitlines(), str(v.get("kind", "failure")),
-                                      recorded_case=case)
+    findings = [_finding_from_dict(f) for f in (data.get("findings") or ([data["violation"]] if data.get("violation")
+                                                                         else []))]
     return RuleResult(rule, title, str(data["op"]), str(data["dtype"]), str(data["status"]),
-                      int(data.get("examples", 0)), float(data.get("seconds", 0.0)), violation,
+                      int(data.get("examples", 0)), float(data.get("seconds", 0.0)), findings,
                       str(data.get("note", "")), bool(data.get("replayed", False)))
+
+
+def _finding_from_dict(v: dict[str, Any]) -> Finding:
+    case = (str(v["problem"]), str(v.get("values") or "?")) if v.get("problem") else None
+    violation = RecordedViolation(str(v["rule"]), str(v["summary"]), None, [str(d) for d in v.get("details", [])],
+                                  str(v.get("snippet", "")).splitlines(), str(v.get("kind", "failure")),
+                                  recorded_case=case)
+    return Finding(violation, v.get("failing_call"), None, frozenset(str(a) for a in v.get("active", [])))
 
 
 def report_from_dict(data: dict[str, Any]) -> RunReport:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from conformance.citations import cited
+from conformance.citations import anchor, cited
+from conformance.findings import Finding, root_causes
 from conformance.runner import RuleResult, RunReport
 
 STATUS_MARK = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "not covered": "n/c"}
@@ -34,24 +35,43 @@ def progress_line(done: int, total: int, result: RuleResult) -> str:
 
 
 def failure_text(result: RuleResult) -> str:
-    """The full, actionable description of one failed rule."""
+    """The full, actionable description of one failed rule: every distinct finding, each with a reproduction."""
     lines = [f"FAILED {result.rule} [{result.op}, {result.dtype}]: {result.title}"]
-    v = result.violation
-    if v is None:
+    if not result.findings:
         lines.append(f"  the suite raised an unexpected error: {result.note}")
         return "\n".join(lines)
-    cites = cited(v.rule, result.op)
-    lines.append(f"  rule broken: {v.rule}" + (f" (spec {', '.join(cites)}, spec/docs/)" if cites else ""))
-    lines.append(f"  {v.summary}")
-    if v.case_text is not None:
-        lines.append(f"  minimal case: {v.case_text[0]}  (values: {v.case_text[1]})")
-    if result.replayed:
-        lines.append("  (found by replaying the failing example saved by an earlier run)")
-    lines += [f"  {d}" for d in v.details]
-    if v.snippet:
-        lines.append("  reproduce with:")
-        lines += [f"    {s}" for s in v.snippet]
+    if len(result.findings) > 1:
+        lines.append(f"  {len(result.findings)} distinct findings")
+    for number, finding in enumerate(result.findings, 1):
+        v = finding.violation
+        prefix = f"  finding {number}: " if len(result.findings) > 1 else "  "
+        cites = cited(v.rule, result.op)
+        links = anchor(cites[0]) + "".join(f", #{anchor(c).partition('#')[2]}" for c in cites[1:]) if cites else ""
+        lines.append(f"{prefix}rule broken: {v.rule}" + (f" (spec {', '.join(cites)}: {links})" if cites else ""))
+        lines.append(f"  {v.summary}")
+        if v.case_text is not None:
+            active = ", ".join(sorted(finding.active)) or "none"
+            lines.append(f"  minimal case: {v.case_text[0]}  (values: {v.case_text[1]}; active: {active})")
+        if result.replayed and number == 1:
+            lines.append("  (found by replaying the failing example saved by an earlier run)")
+        lines += [f"  {d}" for d in v.details]
+        if v.snippet:
+            lines.append("  reproduce with:")
+            lines += [f"    {s}" for s in v.snippet]
     return "\n".join(lines)
+
+
+def all_findings(report: RunReport) -> list[tuple[str, str, str, Finding]]:
+    return [(r.rule, r.op, r.dtype, f) for r in report.failures for f in r.findings]
+
+
+def start_here(report: RunReport, limit: int = 5) -> list[str]:
+    """The "start here" list: likely root causes, the simplest minimal case first."""
+    causes = root_causes(all_findings(report))
+    lines = [f"{k}. {cause.headline()}" for k, cause in enumerate(causes[:limit], 1)]
+    if len(causes) > limit:
+        lines.append(f"   ... and {len(causes) - limit} more group(s) below")
+    return lines
 
 
 def summary_table(report: RunReport) -> list[list[str]]:
@@ -89,6 +109,9 @@ def _table_text(rows: list[list[str]]) -> str:
 
 def render_text(report: RunReport) -> str:
     out = []
+    if report.failures and any(r.findings for r in report.failures):
+        out += ["", "start here (findings grouped by operation and active parameters, simplest first):"]
+        out += [f"  {line}" for line in start_here(report)]
     for result in report.failures:
         out += ["", failure_text(result)]
     out += ["", _table_text(summary_table(report))]
@@ -111,20 +134,24 @@ def to_dict(report: RunReport, *, timings: bool = True) -> dict[str, Any]:
                                 "examples": r.examples, "note": r.note, "replayed": r.replayed}
         if timings:
             item["seconds"] = round(r.seconds, 4)
-        if r.violation is not None:
-            v = r.violation
-            item["violation"] = {
-                "rule": v.rule, "kind": v.kind, "summary": v.summary, "details": v.details, "snippet": "\n".join(v.snippet),
-                "problem": v.case_text[0] if v.case_text else None, "values": v.case_text[1] if v.case_text else None,
-            }
+        findings = [{
+            "rule": f.violation.rule, "kind": f.violation.kind, "summary": f.violation.summary,
+            "details": f.violation.details, "snippet": "\n".join(f.violation.snippet),
+            "problem": f.violation.case_text[0] if f.violation.case_text else None,
+            "values": f.violation.case_text[1] if f.violation.case_text else None,
+            "active": sorted(f.active), "failing_call": f.function,
+        } for f in r.findings]
+        if findings:
+            item["violation"] = findings[0]
+            item["findings"] = findings
         return item
 
     data: dict[str, Any] = {
         "backend": report.backend, "target": report.target, "profile": report.profile, "seed": report.seed,
         "ops": report.ops, "dtypes": report.dtypes, "conformant": report.conformant,
         "stopped_early": report.stopped_early, "shard": report.shard, "versions": report.versions,
-        "uncovered": report.uncovered,
-        "summary": summary_table(report), "results": [result(r) for r in report.results],
+        "uncovered": report.uncovered, "summary": summary_table(report), "start_here": start_here(report),
+        "results": [result(r) for r in report.results],
     }
     if timings:
         data["seconds"] = round(report.seconds, 3)
@@ -139,8 +166,10 @@ def to_markdown(report: RunReport) -> str:
     rows = summary_table(report)
     notes: dict[tuple[str, str], str] = {}
     for r in report.failures:
-        reason = r.violation.summary if r.violation else r.note.splitlines()[0]
-        notes.setdefault((r.rule, r.op), reason.replace("|", "\\|"))
+        reason = r.violation.summary if r.violation else (r.note.splitlines() or [""])[0]
+        if len(r.findings) > 1:
+            reason += f" (+{len(r.findings) - 1} more)"
+        notes.setdefault((r.rule, r.op), markdown_cell(reason))
     lines = [f"# convspec check {report.backend}", "",
              f"Profile `{report.profile}`, seed {report.seed}; versions: "
              + ", ".join(f"{k} {v}" for k, v in report.versions.items()), "",
@@ -154,9 +183,21 @@ def to_markdown(report: RunReport) -> str:
     if report.uncovered:
         lines += ["", "Not covered:", ""] + [f"- {u}" for u in report.uncovered]
     lines += ["", f"**{'Conformant' if report.conformant else 'Not conformant'}**"]
+    if any(r.findings for r in report.failures):
+        lines += ["", "Start here (findings grouped by operation and active parameters, simplest first):", ""]
+        lines += [markdown_cell(line) for line in start_here(report)]
     for r in report.failures:
         lines += ["", "```text", failure_text(r), "```"]
     return "\n".join(lines) + "\n"
+
+
+def markdown_cell(text: str) -> str:
+    """Text safe inside a Markdown table cell or list line: one line, pipes escaped.
+
+    >>> markdown_cell("raised ValueError: bad\\nsecond line | here")
+    'raised ValueError: bad second line \\\\| here'
+    """
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def to_junit(report: RunReport) -> str:

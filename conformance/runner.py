@@ -29,11 +29,13 @@ import spec
 from conformance.compare import Violation
 from conformance.context import Context, Unsupported
 from conformance.database import example_key, use_key
+from conformance.findings import EXTRA_SEARCH_TIME, MAX_FINDINGS, Finding, Signature, signature
 from conformance.invoke import Caller, InProcessCaller
 from conformance.isolation import DEFAULT_MEMORY_LIMIT_MIB, DEFAULT_TIMEOUT, SubprocessCaller, importable_in_a_worker
 from conformance.loader import BackendLoadError, LoadedBackend, load_backend
 from conformance.rules import RULES, Rule
 from conformance.shard import Shard
+from conformance.snippets import RecordedCall, RecordingCaller, reproduction
 from spec import OPERATIONS, OpName
 
 #: Base number of Hypothesis examples per (rule, operation, dtype), scaled by each rule's weight.
@@ -71,10 +73,16 @@ class RuleResult:
     status: str
     examples: int = 0
     seconds: float = 0.0
-    violation: Violation | None = None
+    #: Every distinct violation found, the first search's first.
+    findings: list[Finding] = field(default_factory=list)
     note: str = ""
     #: The failure was found by replaying an example saved by an earlier run (see conformance.database).
     replayed: bool = False
+
+    @property
+    def violation(self) -> Violation | None:
+        """The first finding's violation (None when the rule passed)."""
+        return self.findings[0].violation if self.findings else None
 
 
 @dataclass
@@ -160,52 +168,89 @@ def _find_violation(exc: BaseException) -> Violation | None:
     return None
 
 
-def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase | None = None) -> RuleResult:
-    """Run one rule on one operation and dtype as a Hypothesis search.
+def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase | None = None, *,
+             max_findings: int = MAX_FINDINGS) -> RuleResult:
+    """Run one rule on one operation and dtype as Hypothesis searches.
 
     With a ``database``, failing examples are saved under a key of backend,
     rule, operation and dtype, and those saved by earlier runs are replayed
     before anything new is generated (see :mod:`conformance.database`).
+
+    After a violation the search runs again (another seed) with the findings so
+    far excluded, so that each distinct violation is reported, up to
+    ``max_findings``. The further searches share a time budget of
+    :data:`~conformance.findings.EXTRA_SEARCH_TIME` times the first search
+    (at least 1 s); past it, no new example is run, but a violation already
+    found is still shrunk.
     """
     result = RuleResult(item.rule.id, item.rule.title, item.op, item.dtype, "passed")
     ctx.new_search()
     calls = [0]
     first_failure: list[int] = []
+    recorder = ctx.caller if isinstance(ctx.caller, RecordingCaller) else None
+    seen: list[Signature] = []
+    last: dict[str, Any] = {}
+    search: dict[str, Any] = {"deadline": math.inf, "failing": False}
 
     def example(drawn: Any) -> None:
+        if not search["failing"] and time.perf_counter() > search["deadline"]:
+            return  # out of time for further findings: the remaining examples are not run
         calls[0] += 1
+        if recorder is not None:
+            recorder.begin_example()
         try:
             item.rule.check(ctx, drawn)
         except Unsupported as exc:
             ctx.unsupported.append(str(exc))
+        except Violation as violation:
+            if any(s.covers(violation) for s in seen):
+                return  # a finding already reported: look for a different one
+            last["violation"], last["calls"] = violation, list(recorder.calls) if recorder is not None else []
+            search["failing"] = True
+            first_failure[:] = first_failure or [calls[0]]
+            raise
         except Exception:
             first_failure[:] = first_failure or [calls[0]]
             raise
 
     key = example_key(ctx.backend.target, item.rule.id, item.op, item.dtype)
     saved = len(list(database.fetch(key))) if database is not None else 0
-    # @seed turns the database off, so the settings that name it are applied after the seed.
-    test = settings(
-        max_examples=item.examples, deadline=None, database=database, derandomize=False,
-        suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, print_blob=False,
-        phases=((Phase.explicit, Phase.reuse) if database is not None else (Phase.explicit,)) + (Phase.generate, Phase.shrink),
-        report_multiple_bugs=False,
-    )(hypothesis.seed(_seed_for(seed, item))(given(item.rule.strategy(item.op, ctx.backend.capabilities, item.dtype))(example)))
-    use_key(test, key)
+    strategy = item.rule.strategy(item.op, ctx.backend.capabilities, item.dtype)
     start = time.perf_counter()
-    try:
-        # NaN and infinite inputs are generated on purpose: NumPy's warnings about them are noise here.
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
-            test()
-    except Exception as exc:  # a Violation is the expected failure; anything else is reported as an error
-        violation = _find_violation(exc)
-        if violation is not None:
-            result.status, result.violation = "failed", violation
-        else:
-            result.status = "error"
-            result.note = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            result.note += "\n" + "".join(traceback.format_tb(exc.__traceback__)[-3:])
+    for attempt in range(max(1, max_findings)):
+        search["failing"] = False
+        # @seed turns the database off, so the settings that name it are applied after the seed.
+        test = settings(
+            max_examples=item.examples, deadline=None, database=database, derandomize=False,
+            suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, print_blob=False,
+            phases=((Phase.explicit, Phase.reuse) if database is not None else (Phase.explicit,))
+            + (Phase.generate, Phase.shrink),
+            report_multiple_bugs=False,
+        )(hypothesis.seed(_seed_for(seed, item) + attempt)(given(strategy)(example)))
+        use_key(test, key)
+        try:
+            # NaN and infinite inputs are generated on purpose: NumPy's warnings about them are noise here.
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                test()
+        except Exception as exc:  # a Violation is the expected failure; anything else is reported as an error
+            violation = _find_violation(exc)
+            if violation is None:
+                if not result.findings:
+                    result.status = "error"
+                    result.note = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                    result.note += "\n" + "".join(traceback.format_tb(exc.__traceback__)[-3:])
+                break
+            result.status = "failed"
+            result.findings.append(_finding(ctx, item, violation, last))
+            seen.append(signature(violation))
+            if attempt == 0:
+                first = time.perf_counter() - start
+                search["deadline"] = time.perf_counter() + max(1.0, EXTRA_SEARCH_TIME * first)
+            if time.perf_counter() > search["deadline"]:
+                break
+            continue
+        break
     result.seconds = time.perf_counter() - start
     result.examples = calls[0]
     result.replayed = result.status == "failed" and bool(first_failure) and first_failure[0] <= saved
@@ -214,6 +259,34 @@ def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase 
             result.status = "not covered"
         result.note = f"{len(ctx.unsupported)} of {calls[0]} examples declined by the backend: {ctx.unsupported[0]}"
     return result
+
+
+def _finding(ctx: Context, item: PlanItem, violation: Violation, last: dict[str, Any]) -> Finding:
+    """The finding of a search's final violation, with a reproduction generated from its recorded calls."""
+    if last.get("violation") is not violation or not isinstance(ctx.caller, RecordingCaller):
+        return Finding(violation)
+    recorder = ctx.caller
+    recorded: list[RecordedCall] = last["calls"]
+    skipped = [c for c in recorded if c.outcome.skipped is not None]
+    if skipped and skipped[0].function in recorder.last_failure:  # replay the call that really crashed or hung
+        recorded = [recorder.last_failure[skipped[0].function]]
+    header = [f"convspec {violation.rule} [{item.op}, {item.dtype}]: {_one_line(violation.summary)}"]
+    if violation.case is not None:
+        header.append(f"minimal case: {violation.case.problem.describe()}")
+    header.append("run from the directory the check ran in: exits 1 while the backend breaks the spec, 0 once fixed")
+    try:
+        lines, bad, problem = reproduction(recorded, ctx.backend.import_line,
+                                           accuracy=ctx.backend.capabilities.accuracy, header=header,
+                                           history=recorder.first)
+    except Exception as exc:  # never lose a finding to its reproduction
+        violation.details.append(f"(no reproduction could be generated: {type(exc).__name__}: {exc})")
+        return Finding(violation)
+    violation.snippet = lines
+    return Finding(violation, bad.function if bad is not None else None, problem)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _versions(backend: LoadedBackend) -> dict[str, str]:
@@ -232,22 +305,24 @@ def _versions(backend: LoadedBackend) -> dict[str, str]:
 def run(backend: LoadedBackend, *, ops: Sequence[OpName] = tuple(OPERATIONS), dtypes: Sequence[str] = spec.DTYPES,
         profile: str = "ci", seed: int = 0, fail_fast: bool = False, caller: Caller | None = None,
         rules: Sequence[Rule] = RULES, progress: Callable[[int, int, RuleResult], None] | None = None,
-        shard: Shard | None = None, database: ExampleDatabase | None = None) -> RunReport:
+        shard: Shard | None = None, database: ExampleDatabase | None = None,
+        max_findings: int = MAX_FINDINGS) -> RunReport:
     """Check ``backend`` and return the full report (the CLI, the pytest plugin and tests all call this).
 
     ``shard`` runs only that part of the plan (:mod:`conformance.shard`); ``database`` saves and replays
-    failing examples (:mod:`conformance.database`).
+    failing examples (:mod:`conformance.database`); ``max_findings`` bounds the distinct violations reported
+    per rule x operation x dtype (1 with ``fail_fast``).
     """
     items, uncovered = make_plan(backend, ops, dtypes, profile, rules)
     if shard is not None:
         items = shard.select(items)
     report = RunReport(backend.name, backend.target, profile, seed, list(ops), list(dtypes), uncovered=uncovered,
                        versions=_versions(backend), shard=str(shard) if shard is not None else None)
-    ctx = Context(backend, caller or InProcessCaller(backend.functions))
+    ctx = Context(backend, RecordingCaller(caller or InProcessCaller(backend.functions)))
     start = time.perf_counter()
     try:
         for index, item in enumerate(items):
-            result = run_item(ctx, item, seed, database)
+            result = run_item(ctx, item, seed, database, max_findings=1 if fail_fast else max_findings)
             report.results.append(result)
             if progress is not None:
                 progress(index + 1, len(items), result)

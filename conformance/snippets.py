@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+import spec
+from conformance.invoke import Caller, CallOutcome
+from conformance.replay import is_valid, value_deviation
 from conformance.strategies import Case
 
 
@@ -64,3 +69,238 @@ def case_snippet(case: Case, import_line: str, body: list[str]) -> list[str]:
     if case.problem.op not in ("conv", "linear"):
         lines = [line for line in lines if not line.startswith(("w = ", "b = "))]
     return lines + body
+
+
+# --------------------------------------------------------------------------- reproductions from recorded calls
+#
+# A snippet is generated from data: the backend calls the failing example made
+# (recorded by :class:`RecordingCaller`), each followed by the check the spec
+# requires of that call (:mod:`conformance.replay`). It stops at the first call
+# that breaks the spec, so it exits non-zero while the backend is broken and 0
+# once it is fixed or when ``backend`` is the reference.
+
+#: Arrays larger than this are built by a seeded generator in hang snippets (the values do not matter there).
+LARGE_ARRAY = 256
+#: The history keeps the first call of each signature, for backends that keep state between calls.
+HISTORY_LIMIT = 4000
+HISTORY_MAX_ELEMENTS = 100_000
+
+
+@dataclass
+class RecordedCall:
+    """One call the suite made to the backend, with what came back."""
+
+    function: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    outcome: CallOutcome
+
+    def signature(self) -> tuple[Any, ...]:
+        shapes = tuple((a.shape, str(a.dtype)) if isinstance(a, np.ndarray) else a for a in self.args)
+        return self.function, shapes, repr(sorted(self.kwargs.items()))
+
+
+class RecordingCaller:
+    """A :class:`~conformance.invoke.Caller` that records every call of the current example.
+
+    It also keeps the first call of each signature (function, shapes, dtypes,
+    parameters) made in the run, so that a failure that depends on an earlier
+    call (a cache, a compiled kernel reused with stale state) can be replayed.
+    """
+
+    def __init__(self, inner: Caller) -> None:
+        self.inner = inner
+        self.calls: list[RecordedCall] = []
+        self.first: dict[tuple[Any, ...], RecordedCall] = {}
+        #: The last call of each function that really crashed or hung (a skipped call replays it).
+        self.last_failure: dict[str, RecordedCall] = {}
+
+    def call(self, function: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> CallOutcome:
+        outcome = self.inner.call(function, args, kwargs)
+        kept = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
+        record = RecordedCall(function, kept, dict(kwargs), outcome)
+        self.calls.append(record)
+        if (outcome.crashed is not None or outcome.timed_out is not None) and outcome.skipped is None:
+            self.last_failure[function] = record
+        size = sum(a.size for a in kept if isinstance(a, np.ndarray))
+        if len(self.first) < HISTORY_LIMIT and size <= HISTORY_MAX_ELEMENTS:
+            self.first.setdefault(record.signature(), record)
+        return outcome
+
+    def begin_example(self) -> None:
+        self.calls = []
+
+    def new_search(self) -> None:
+        if hasattr(self.inner, "new_search"):
+            self.inner.new_search()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def deviation(call: RecordedCall, accuracy: spec.AccuracyClass) -> str | None:
+    """How one recorded call breaks the spec, or None (the suite's version of the snippet's assertions)."""
+    o = call.outcome
+    if o.crashed is not None:
+        return f"{call.function} crashed: {o.crashed}"
+    if o.timed_out is not None:
+        return f"{call.function} did not return within {o.timed_out:g} s"
+    valid = is_valid(call.function, call.args, call.kwargs)
+    if not valid:
+        return None if o.error is not None else f"{call.function} accepted an invalid call"
+    if o.error is not None:
+        return None if o.unsupported else f"{call.function} raised {type(o.error).__name__}: {o.error}"
+    if o.mutated:
+        return f"{call.function} wrote into {', '.join(o.mutated)}"
+    try:
+        return value_deviation(call.function, o.result, call.args, call.kwargs, accuracy)
+    except Exception as exc:  # a result the checks cannot even read (not an array): a deviation
+        return f"{call.function} returned {type(o.result).__name__}: {exc}"
+
+
+def _number(value: Any, dtype: np.dtype[Any]) -> str:
+    v = float(value)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v.is_integer() and abs(v) < 2**53:
+        return str(int(v)) if v != 0 or math.copysign(1.0, v) > 0 else "-0.0"
+    # The shortest text that reads back to the same value in the array's own dtype.
+    return str(dtype.type(value)) if dtype.kind == "f" else repr(v)
+
+
+def compact_literal(a: np.ndarray[Any, Any]) -> str:
+    """Python source that rebuilds ``a`` exactly, with integers printed as integers.
+
+    >>> compact_literal(np.array([[1.0, -np.inf, 0.1]], dtype=np.float32))
+    "np.array([1, -inf, 0.1], dtype='float32').reshape(1, 3)"
+    """
+    flat = ", ".join(_number(v, a.dtype) for v in a.ravel())
+    shape = ", ".join(str(s) for s in a.shape) + ("," if a.ndim == 1 else "")
+    return f"np.array([{flat}], dtype='{a.dtype}').reshape({shape})"
+
+
+def _seeded_literal(a: np.ndarray[Any, Any], seed: int) -> str:
+    return f"np.random.default_rng({seed}).standard_normal({tuple(a.shape)!r}).astype('{a.dtype}')"
+
+
+class _Names:
+    """Variable names for the arrays of a snippet: x, w, b, dy, then x2, x3, ... for other values."""
+
+    def __init__(self, seeded: bool) -> None:
+        self.seeded = seeded
+        self.known: list[tuple[str, np.ndarray[Any, Any]]] = []
+        self.lines: list[str] = []
+        self.used: set[str] = set()
+
+    def fresh(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.used:
+            k += 1
+            name = f"{base}{k}"
+        self.used.add(name)
+        return name
+
+    def of(self, role: str, value: Any) -> str:
+        if not isinstance(value, np.ndarray):
+            return repr(value)
+        for name, known in self.known:
+            if known.dtype == value.dtype and known.shape == value.shape and np.array_equal(known, value, equal_nan=True):
+                return name
+        name = self.fresh(role)
+        self.known.append((name, value))
+        literal = (_seeded_literal(value, len(self.known)) if self.seeded and value.size > LARGE_ARRAY
+                   else compact_literal(value))
+        self.lines.append(f"{name} = {literal}")
+        return name
+
+
+def _roles(function: str, n: int) -> tuple[str, ...]:
+    if function in ("conv_forward", "linear_forward"):
+        return ("x", "w", "b")[:n]
+    if function.endswith("_backward"):
+        return (("x", "w", "dy") if function.startswith(("conv", "linear")) else ("x", "dy"))[:n]
+    return ("x",)[:n]
+
+
+def _kwargs_source(kwargs: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+
+
+def reproduction(calls: Sequence[RecordedCall], import_line: str, *, accuracy: spec.AccuracyClass = "direct",
+                 header: Sequence[str] = (), history: Mapping[tuple[Any, ...], RecordedCall] | None = None,
+                 ) -> tuple[list[str], RecordedCall | None, str | None]:
+    """A standalone script replaying ``calls`` up to the first that breaks the spec; that call and its problem.
+
+    ``history`` maps a call signature to the first call of that signature in
+    the run (:attr:`RecordingCaller.first`). When that call was made before the
+    failing example and was right, it is replayed first: the backend may keep
+    state between calls (right on the first call, wrong on repeated ones).
+    """
+    found: tuple[int, str] | None = None
+    for index, call in enumerate(calls):
+        problem = deviation(call, accuracy)
+        if problem is not None:
+            found = (index, problem)
+            break
+    if found is None:
+        shown, bad, problem_text = list(calls), None, None
+    else:
+        shown, bad, problem_text = list(calls[: found[0] + 1]), calls[found[0]], found[1]
+        # Earlier calls of other functions do not change a result: keep only those of the failing one.
+        op = bad.function.rpartition("_")[0]
+        shown = [c for c in shown[:-1] if c.function.rpartition("_")[0] == op] + [shown[-1]]
+    earlier = None
+    if bad is not None and history is not None:
+        first = history.get(bad.signature())
+        if first is not None and all(first is not c for c in calls) and deviation(first, accuracy) is None:
+            earlier = first
+    hang = bad is not None and bad.outcome.timed_out is not None
+    crash = bad is not None and bad.outcome.crashed is not None
+    names = _Names(seeded=hang)
+    body: list[str] = []
+    acc = f", accuracy={accuracy!r}" if accuracy != "direct" else ""
+    replayed = ([earlier] if earlier is not None else []) + shown
+    results: dict[str, int] = {}
+    for k, call in enumerate(replayed):
+        args = [names.of(role, value) for role, value in zip(_roles(call.function, len(call.args)), call.args)]
+        call_args = ", ".join(args) + (", " + _kwargs_source(call.kwargs) if call.kwargs else "")
+        body.append("")
+        if earlier is not None and k == 0:
+            body.append("# an earlier call with the same shapes, replayed first: the backend may keep state between calls")
+        if call is bad and hang:
+            body.append(f"faulthandler.dump_traceback_later({bad.outcome.timed_out:g}, exit=True)  # a hang exits 1")
+        if not is_valid(call.function, call.args, call.kwargs):
+            body.append("# an invalid call: the spec requires an exception (the reference raises spec.SpecError)")
+            body.append(f"expect_raises(backend.{call.function}, {call_args})")
+            continue
+        base = "y" if call.function.endswith("_forward") else ("grads" if call.function.startswith(("conv", "linear"))
+                                                               else "dx")
+        results[base] = results.get(base, 0) + 1
+        out = base if results[base] == 1 else f"{base}{results[base]}"
+        mutated = call.outcome.mutated if call is bad else []
+        for name in mutated:
+            source = args[_roles(call.function, len(call.args)).index(name)]
+            body.append(f"{source}_before = {source}.copy()")
+        body.append(f"{out} = backend.{call.function}({call_args})")
+        for name in mutated:
+            source = args[_roles(call.function, len(call.args)).index(name)]
+            body.append(f"expect_unchanged({name!r}, {source}_before, {source})")
+        if not (hang or crash) or call is not bad:
+            body.append(f"expect({call.function!r}, {out}, {call_args}{acc})  "
+                        f"# = reference.{call.function} in float64, within the spec's bound")
+    imports = ["import numpy as np", "from numpy import inf, nan",
+               "from conformance.replay import expect, expect_raises, expect_unchanged"]
+    if hang or crash:
+        imports.append("import faulthandler")
+        if crash:
+            imports.append("faulthandler.enable()  # prints where the backend crashed")
+    lines = [f"# {h}" for h in header] + imports + [import_line, ""] + names.lines + body
+    if found is None:
+        lines += ["", "# note: no single call above breaks the spec on its own in this process; the failure depends on",
+                  "# what the backend computed before (state) or differs between runs (nondeterminism)"]
+    return lines, bad, problem_text

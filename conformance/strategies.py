@@ -7,7 +7,9 @@ the shapes down and the kind towards small integers, so the minimal failing
 case is small and readable.
 
 Every strategy takes the backend's :class:`spec.Capabilities` and generates
-only inside them.
+only inside them. Batches have N >= 1: the empty batch (N = 0) is the
+``empty-batch`` rule's alone, so a general bug never shrinks to an empty-batch
+case; the smallest spatial rank comes first, so shrinking moves towards it.
 """
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ def conv_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, *, rank: int 
         _sizes_for(draw, d * (k - 1) + 1 - lo - hi, lim.extra)
         for k, d, (lo, hi) in zip(kernel, dilation, padding)
     )
-    batch = draw(st.integers(0 if caps.empty_batch else 1, lim.batch if max_batch is None else max_batch))
+    batch = draw(st.integers(1, lim.batch if max_batch is None else max_batch))
     return Problem(
         "conv", dtype, (batch, c_in, *spatial), (c_out, c_in // groups, *kernel), draw(st.booleans()),
         {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups},
@@ -190,7 +192,7 @@ def pool_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, op: OpName, *
     if op == "avg_pool":
         params["count_include_pad"] = draw(st.sampled_from(sorted(caps.count_include_pad, reverse=True)))
     channels = draw(st.integers(1, lim.channels))
-    batch = draw(st.integers(0 if caps.empty_batch else 1, lim.batch if max_batch is None else max_batch))
+    batch = draw(st.integers(1, lim.batch if max_batch is None else max_batch))
     return Problem(op, dtype, (batch, channels, *spatial), None, False, params)
 
 
@@ -200,7 +202,7 @@ def linear_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, *, max_batc
     top = 70 if draw(st.booleans()) else 8
     n_in = draw(st.integers(1, top))
     n_out = draw(st.one_of(st.just(n_in), st.integers(1, top)))
-    batch = draw(st.integers(0 if caps.empty_batch else 1, 4 if max_batch is None else max_batch))
+    batch = draw(st.integers(1, 4 if max_batch is None else max_batch))
     return Problem("linear", dtype, (batch, n_in), (n_out, n_in), draw(st.booleans()), {})
 
 

@@ -12,6 +12,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import pytest
 
 import reference
@@ -19,13 +25,48 @@ import spec
 from conformance.loader import LoadedBackend
 from conformance.report import failure_text, render_text
 from conformance.rules import ALL_OPS
-from conformance.runner import run
-from tests.broken.bank import BANK
+from conformance.runner import RunReport, run
+from tests.broken.bank import BANK, target
 from tests.broken.correct import CORRECT
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def loaded(name: str, target: str, obj: object) -> LoadedBackend:
     return LoadedBackend(name, target, obj, spec.supported_functions(obj), spec.capabilities_of(obj))
+
+
+def with_reference(snippet: str) -> str:
+    """The snippet with ``backend`` bound to the reference instead of the backend under test."""
+    lines = snippet.splitlines()
+    hits = [k for k, line in enumerate(lines) if line.startswith(("from tests.broken.bank import", "import tests."))]
+    assert len(hits) == 1, f"no single backend import line in:\n{snippet}"
+    lines[hits[0]] = "import reference as backend"
+    return "\n".join(lines) + "\n"
+
+
+def run_snippet(source: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    """Run a snippet as printed, as a script in a temporary directory, with the project importable."""
+    path = tmp / f"snippet_{abs(hash(source))}.py"
+    path.write_text(source)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def assert_snippets_reproduce(report: RunReport, tmp: Path, limit: int = 4) -> int:
+    """The first ``limit`` snippets of the report fail against the backend and pass against the reference."""
+    snippets = [("\n".join(f.violation.snippet), f"{r.rule} [{r.op}, {r.dtype}]")
+                for r in report.failures for f in r.findings][:limit]
+    assert snippets and all(s for s, _ in snippets), f"a finding without a snippet:\n{render_text(report)}"
+    jobs = [source for s, _ in snippets for source in (s, with_reference(s))]
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(lambda source: run_snippet(source, tmp), jobs))
+    for k, (source, where) in enumerate(snippets):
+        broken, fixed = outcomes[2 * k], outcomes[2 * k + 1]
+        assert broken.returncode != 0, f"{where}: the snippet exits 0 against the broken backend:\n{source}"
+        assert "Error" in broken.stderr, f"{where}: the snippet fails without an error message:\n{broken.stderr}"
+        assert fixed.returncode == 0, f"{where}: the snippet fails against the reference:\n{source}\n{fixed.stderr}"
+    return len(snippets)
 
 
 def test_bank_has_at_least_25_bugs() -> None:
@@ -33,9 +74,9 @@ def test_bank_has_at_least_25_bugs() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(BANK))
-def test_broken_backend_is_caught(name: str) -> None:
+def test_broken_backend_is_caught(name: str, tmp_path: Path) -> None:
     entry = BANK[name]
-    report = run(loaded(name, f"tests.broken.bank ({name})", entry.obj), ops=entry.ops, dtypes=entry.dtypes,
+    report = run(loaded(name, target(name), entry.obj), ops=entry.ops, dtypes=entry.dtypes,
                  profile="ci", seed=0, fail_fast=True)
     assert report.failures, f"bug not caught by the ci profile: {entry.bug}\n{render_text(report)}"
     first = report.failures[0]
@@ -47,6 +88,7 @@ def test_broken_backend_is_caught(name: str) -> None:
     assert entry.says in text, f"failure text lacks {entry.says!r}:\n{text}"
     if entry.says == "expected":
         assert "actual" in text, f"failure text names no actual value:\n{text}"
+    assert_snippets_reproduce(report, tmp_path)
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -62,3 +104,53 @@ def test_correct_backend_that_rounds_differently_passes(name: str) -> None:
     obj, dtypes, ops = CORRECT[name]
     report = run(loaded(name, "tests.broken.correct", obj), ops=ops, dtypes=dtypes, profile="ci", seed=0)
     assert report.conformant, render_text(report)
+
+
+def test_three_independent_bugs_in_one_op_are_all_reported(tmp_path: Path) -> None:
+    """Bias added twice (forward), dw ignoring dilation and db averaged over space: all three in one run."""
+    from conformance.rules import RULES_BY_ID
+    from tests.broken.bank import THREE_BUGS
+
+    rules = [RULES_BY_ID[r] for r in ("forward-values", "backward-values")]
+    report = run(loaded("three-bugs", "tests.broken.bank:THREE_BUGS", THREE_BUGS), ops=("conv",), dtypes=("float64",),
+                 profile="ci", seed=0, rules=rules)
+    found = {(r.rule, f.violation.summary.split(" ")[0]) for r in report.failures for f in r.findings}
+    assert {("forward-values", "y"), ("backward-values", "dw"), ("backward-values", "db")} <= found, render_text(report)
+    dw = next(f for r in report.failures for f in r.findings if f.violation.summary.startswith("dw"))
+    assert dw.violation.case is not None and any(d > 1 for d in dw.violation.case.problem.params["dilation"])
+    text = render_text(report)
+    assert text.lstrip().startswith("start here"), f"the summary does not start with the root causes:\n{text}"
+    assert len([line for line in text.splitlines() if line.startswith("  ") and line.strip()[:2] in ("1.", "2.", "3.")]) == 3
+    assert_snippets_reproduce(report, tmp_path)
+
+
+#: Bank backends whose bug the relation rules (and invalid-params) catch, and the function the bug is in:
+#: their snippets must reproduce too, calling that function.
+RELATION_RULES: dict[str, tuple[tuple[str, ...], str]] = {
+    "conv-dilation-ignored-in-dw": (("correlate2d", "adjoint"), "conv_backward"),
+    "maxpool-grad-assigned": (("finite-differences",), "max_pool_backward"),
+    "avgpool-grad-assigned": (("adjoint",), "avg_pool_backward"),
+    "linear-weight-transposed": (("metamorphic", "finite-differences"), "linear_forward"),
+    "conv-invalid-accepted": (("invalid-params",), "conv_forward"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RELATION_RULES))
+def test_relation_and_invalid_call_snippets_reproduce(name: str, tmp_path: Path) -> None:
+    from conformance.rules import RULES_BY_ID
+
+    entry = BANK[name]
+    rule_ids, function = RELATION_RULES[name]
+    report = run(loaded(name, target(name), entry.obj), ops=entry.ops, dtypes=entry.dtypes[:1], profile="quick",
+                 seed=0, rules=[RULES_BY_ID[r] for r in rule_ids])
+    assert {r.rule for r in report.failures} == set(rule_ids), render_text(report)
+    for r in report.failures:
+        for f in r.findings:
+            case = f.violation.case
+            assert case is None or case.problem.x_shape[0] >= 1, f"{r.rule}: minimal case with N = 0: {case}"
+            snippet = "\n".join(f.violation.snippet)
+            assert f.function == function and f"backend.{function}" in snippet, (
+                f"{r.rule}: the reproduction's failing call is {f.function}, not {function}:\n{snippet}")
+            if r.rule == "invalid-params":
+                assert f"expect_raises(backend.{function}, " in snippet, snippet
+    assert_snippets_reproduce(report, tmp_path)

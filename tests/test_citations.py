@@ -40,3 +40,14 @@ def test_every_rule_cites_the_spec_for_each_of_its_operations() -> None:
     for rule in RULES:
         for op in rule.ops:
             assert CITATIONS.get(rule.id, {}).get(op), f"{rule.id} cites nothing for {op}"
+
+
+def test_every_cited_constraint_has_an_anchor_in_its_document() -> None:
+    from conformance.citations import anchor
+
+    root = DOCS.parents[1]
+    cited = {c for per_op in CITATIONS.values() for cs in per_op.values() for c in cs}
+    for constraint in sorted(cited):
+        path, _, fragment = anchor(constraint).partition("#")
+        assert f'<a id="{fragment}"></a>**{constraint}**' in (root / path).read_text(), (
+            f"{constraint}: no anchor {fragment!r} in {path}")

@@ -453,3 +453,45 @@ register("linear-float32-accumulation", "float64 inputs computed in float32", ("
 register("linear-float64-result", "float32 inputs give a float64 result (NumPy promotion with a float64 bias)",
          ("linear",), {"output-shape"}, says="dtype", dtypes=("float32",),
          linear_forward=lambda x, w, b: reference.linear_forward(*_in("float64", x, w, b)))
+
+
+# --------------------------------------------------------------------------- state between calls
+
+_STALE: dict[tuple[Any, ...], tuple[Array, Array, Array]] = {}
+
+
+def conv_backward_stale_cache(x: Array, w: Array, dy: Array, **p: Any) -> tuple[Array, Array, Array]:
+    """Gradients cached by shapes and parameters, not values: right on the first call, stale on repeats."""
+    key = (x.shape, w.shape, dy.shape, str(x.dtype), repr(sorted(p.items())))
+    if key not in _STALE:
+        _STALE[key] = reference.conv_backward(x, w, dy, **p)
+    return tuple(g.copy() for g in _STALE[key])  # type: ignore[return-value]
+
+
+register("conv-backward-stale-cache", "backward results cached by shape: right on the first call, stale on repeats",
+         ("conv",), {"backward-values", "finite-differences", "adjoint", "correlate2d"},
+         conv_backward=conv_backward_stale_cache)
+
+
+# --------------------------------------------------------------------------- several bugs in one backend
+
+def _three_bugs_backward(x: Array, w: Array, dy: Array, **p: Any) -> tuple[Array, Array, Array]:
+    dx, dw, _ = _conv_backward_variant(x, w, dy, **p, dw_unit_dilation=True)
+    db = dy.sum(axis=0).reshape(dy.shape[1], -1).mean(axis=1)
+    return dx, dw, np.ascontiguousarray(db, dtype=x.dtype)
+
+
+#: Three independent convolution bugs in one backend (not in BANK: each entry there has one bug):
+#: the bias added twice (forward), dw ignoring dilation and db averaged over space (backward).
+THREE_BUGS = backend(conv_forward=conv_forward_bias_twice, conv_backward=_three_bugs_backward)
+
+
+#: The bank's backends as attributes, so a reproduction snippet can import one:
+#: ``from tests.broken.bank import BACKENDS; backend = BACKENDS.conv_padding_after``
+#: (target ``tests.broken.bank:BACKENDS.conv_padding_after``).
+BACKENDS = SimpleNamespace(**{name.replace("-", "_"): entry.obj for name, entry in BANK.items()})
+
+
+def target(name: str) -> str:
+    """The ``module:attribute`` of a bank backend, as the loader and the snippets spell it."""
+    return f"tests.broken.bank:BACKENDS.{name.replace('-', '_')}"
