@@ -61,9 +61,14 @@ def test_reproduction_snippet_runs_and_shows_the_bug(flipped_module: str, capsys
     report = run(load_backend(flipped_module), ops=["conv"], dtypes=["float64"], profile="quick", fail_fast=True)
     violation = report.failures[0].violation
     assert violation is not None
-    namespace: dict[str, object] = {}
-    exec("\n".join(violation.snippet), namespace)  # the snippet is a complete script
-    assert "x" in namespace and "backend" in namespace
+    source = "\n".join(violation.snippet)  # a complete script: it fails while the backend is broken
+    with pytest.raises(AssertionError, match="expected") as failure:
+        exec(source, {})
+    assert "actual" in str(failure.value)
+    fixed = "\n".join("import reference as backend" if line.startswith("import ") and "as backend" in line else line
+                      for line in violation.snippet)
+    assert fixed != source
+    exec(fixed, {})  # and passes against the reference
 
 
 @pytest.mark.parametrize("suffix", [".md", ".xml"])

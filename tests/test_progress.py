@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from conformance.compare import Violation
+from conformance.findings import Finding
 from conformance.progress import RunProgress
 from conformance.report import progress_line
 from conformance.runner import RuleResult
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _results() -> list[RuleResult]:
     bad = RuleResult("forward-values", "values", "conv", "float32", "failed", 3, 0.1,
-                     Violation("forward-values", "y differs from the expected value"))
+                     [Finding(Violation("forward-values", "y differs from the expected value"))])
     return [RuleResult("output-shape", "shapes", "conv", "float32", "passed", 4, 0.1), bad,
             RuleResult("adjoint", "adjoint", "conv", "float32", "passed", 4, 0.1)]
 
