@@ -86,7 +86,10 @@ class Signature:
 
 def signature(violation: Violation) -> Signature:
     problem = violation.case.problem if violation.case is not None else None
-    return Signature(violation.rule, _NUMBER.sub("#", violation.summary), features(problem))
+    message = _NUMBER.sub("#", violation.summary)
+    if violation.kind in ("crash", "hang"):  # "f crashed ...", "f was not called again ...": one finding per function
+        message = f"{violation.kind} of {violation.summary.split(' ', 1)[0]}"
+    return Signature(violation.rule, message, features(problem))
 
 
 @dataclass

@@ -219,15 +219,18 @@ def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase 
     start = time.perf_counter()
     for attempt in range(max(1, max_findings)):
         search["failing"] = False
-        # @seed turns the database off, so the settings that name it are applied after the seed.
+        # @seed turns the database off, so the settings that name it are applied after the seed. Only the first
+        # search uses it: in the others the saved example is an excluded finding, and would be dropped as fixed.
+        db = database if attempt == 0 else None
         test = settings(
-            max_examples=item.examples, deadline=None, database=database, derandomize=False,
+            max_examples=item.examples, deadline=None, database=db, derandomize=False,
             suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, print_blob=False,
-            phases=((Phase.explicit, Phase.reuse) if database is not None else (Phase.explicit,))
+            phases=((Phase.explicit, Phase.reuse) if db is not None else (Phase.explicit,))
             + (Phase.generate, Phase.shrink),
             report_multiple_bugs=False,
         )(hypothesis.seed(_seed_for(seed, item) + attempt)(given(strategy)(example)))
-        use_key(test, key)
+        if db is not None:
+            use_key(test, key)
         try:
             # NaN and infinite inputs are generated on purpose: NumPy's warnings about them are noise here.
             with warnings.catch_warnings(), np.errstate(all="ignore"):
