@@ -196,10 +196,29 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, p
     return report
 
 
+_UNCOVERED = pytest.StashKey[tuple[str, list[str]]]()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist, a worker sends what was not covered to the controller, which prints the summary."""
+    node = session.config.stash.get(_COLLECTOR, None)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if node is not None and workeroutput is not None:
+        workeroutput["convspec_uncovered"] = (node.backend.name, node.uncovered)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    sent = getattr(node, "workeroutput", {}).get("convspec_uncovered")
+    if sent is not None:
+        node.config.stash[_UNCOVERED] = (str(sent[0]), [str(line) for line in sent[1]])
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     node = config.stash.get(_COLLECTOR, None)
-    if node is None or not node.uncovered:
+    name, uncovered = (node.backend.name, node.uncovered) if node is not None else config.stash.get(_UNCOVERED, ("", []))
+    if not uncovered:
         return
-    terminalreporter.section(f"convspec: not covered by {node.backend.name}")
-    for line in node.uncovered:
+    terminalreporter.section(f"convspec: not covered by {name}")
+    for line in uncovered:
         terminalreporter.write_line(f"- {line}")

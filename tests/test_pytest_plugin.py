@@ -115,6 +115,7 @@ def test_runs_under_xdist(pytester: pytest.Pytester, half_linear: Path) -> None:
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == 0 and outcomes["passed"] > 1 and outcomes["skipped"] > 1
     assert re.search(r"2 workers \[\d+ items\]", result.stdout.str())
+    result.stdout.fnmatch_lines(["*convspec: not covered by half_linear*", "*backend has no linear_backward*"])
 
 
 def test_a_failure_reads_as_in_convspec_check_and_is_replayed(pytester: pytest.Pytester,
