@@ -41,3 +41,18 @@ def test_unreachable_scheduler_is_a_one_line_usage_error(capsys: pytest.CaptureF
 def test_dask_and_shard_together_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "reference", "--dask", "tcp://127.0.0.1:9", "--shard", "1/2"]) == 2
     assert "leave out --shard" in capsys.readouterr().err
+
+
+def test_each_dask_task_runs_the_backend_in_a_worker_process(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend that aborts would take this very process down (the cluster runs in it) without the isolation."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    report = tmp_path / "abort.json"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        code = main(["check", "tests.misbehaving.abort", "--profile", "quick", "--ops", "conv", "--dtypes", "float64",
+                     "--fail-fast", "--dask", cluster.scheduler_address, "--dask-tasks", "2", "--no-database", "--report",
+                     str(report)])
+    assert code == 1, capsys.readouterr().out
+    merged = load_report(str(report))
+    crashes = [r for r in merged.failures if r.violation is not None and r.violation.kind == "crash"]
+    assert crashes and "SIGABRT" in crashes[0].violation.summary
