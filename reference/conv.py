@@ -17,6 +17,10 @@ group-major over the whole batch gives dW = dY . colsᵀ (the correlation of X w
 dY) in one product per group, db sums dY over batch and space, and
 dcols = Wᵀ . dY is added back offset by offset into the unpadded dx (col2im: the
 full convolution of dY, zero-inserted by the stride, with W).
+
+The products run on one BLAS thread by default (:mod:`reference.blas`): on a
+shared machine OpenBLAS's threads wait for each other on every product, and a busy
+neighbour then multiplies the reference's time.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 import spec
+from reference.blas import with_blas_threads
 from reference.windows import WindowGrid, pad_if_needed, window_grid, window_view
 from spec import Array, Padding
 
@@ -80,6 +85,7 @@ def _col2im(dcols: NDArray[Any], grid: WindowGrid, x_shape: tuple[int, ...], gro
     return dx
 
 
+@with_blas_threads
 def conv_forward(
     x: Array, w: Array, b: Array | None, *,
     stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...], groups: int,
@@ -103,6 +109,7 @@ def conv_forward(
     return np.ascontiguousarray(y, dtype=x.dtype)
 
 
+@with_blas_threads
 def conv_backward(
     x: Array, w: Array, dy: Array, *,
     stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...], groups: int,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 import spec
+from reference.blas import with_blas_threads
 from reference.conv import compute_dtype
 from spec import Array
 
 
+@with_blas_threads
 def linear_forward(x: Array, w: Array, b: Array | None) -> Array:
     """x (N, in), w (out, in), b (out,) or None -> y (N, out)."""
     spec.linear_output_shape(x, w, b)
@@ -19,6 +21,7 @@ def linear_forward(x: Array, w: Array, b: Array | None) -> Array:
     return np.ascontiguousarray(y, dtype=x.dtype)
 
 
+@with_blas_threads
 def linear_backward(x: Array, w: Array, dy: Array) -> tuple[Array, Array, Array]:
     """dx = dy · W, dW = dyᵀ · x, db = sum of dy over the batch."""
     out_shape = spec.linear_output_shape(x, w, None)
