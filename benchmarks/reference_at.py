@@ -15,7 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-MODULES = ("__init__", "conv", "linear", "pool", "windows")
+
+def _modules(repo: Path, commit: str) -> list[str]:
+    """The reference package's modules at ``commit``."""
+    listing = subprocess.run(
+        ["git", "ls-tree", "--name-only", f"{commit}:reference"], cwd=repo, check=True, capture_output=True, text=True,
+    ).stdout
+    return [name[:-3] for name in listing.split() if name.endswith(".py")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     repo = Path(__file__).resolve().parents[1]
     package = args.destination / args.name
     package.mkdir(parents=True, exist_ok=True)
-    for module in MODULES:
+    for module in _modules(repo, args.commit):
         source = subprocess.run(
             ["git", "show", f"{args.commit}:reference/{module}.py"], cwd=repo, check=True, capture_output=True, text=True,
         ).stdout
