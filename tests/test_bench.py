@@ -458,3 +458,51 @@ def argparse_namespace(extra: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
     return parser.parse_args(["reference", "--quick", *extra])
+
+
+# ---- a framework's native path as the baseline ----------------------------------------------------------------
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch (convspec[torch]) is not installed")
+@pytest.mark.parametrize("text", ["conv2d n2 c4 h9 w8 o6 k3 s2 p1:0x1 g2", "mp1d n2 c3 w11 k3 s2 p1 ceil",
+                                  "ap2d n1 c2 h7 w7 k3 s2 p1 exclpad", "fc n3 c5 o4"])
+def test_the_native_torch_path_computes_the_protocol_operation(text: str) -> None:
+    from conformance.bench.native import torch_native_calls
+
+    problem = parse_problem(text)
+    inputs = bench.make_inputs(problem, "float64")
+    calls = torch_native_calls(problem, inputs)
+    kwargs = bench.call_kwargs(problem)
+    import reference
+
+    forward = getattr(reference, f"{problem.op}_forward")
+    backward = getattr(reference, f"{problem.op}_backward")
+    weighted = problem.op in ("conv", "linear")
+    expected_y = forward(inputs.x, inputs.w, inputs.b, **kwargs) if weighted else forward(inputs.x, **kwargs)
+    expected_grads = backward(inputs.x, inputs.w, inputs.dy, **kwargs) if weighted else (
+        backward(inputs.x, inputs.dy, **kwargs),)
+    y = calls["forward"]()
+    np.testing.assert_allclose(y.numpy(), expected_y, rtol=1e-12, atol=1e-12)
+    for mode in ("backward", "fwd+bwd"):
+        grads = calls[mode]()
+        assert len(grads) == len(expected_grads), mode
+        for got, want in zip(grads, expected_grads):
+            np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12, err_msg=f"{text} {mode}")
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch (convspec[torch]) is not installed")
+def test_against_torch_native_times_every_mode_with_pair_ratios(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "native.json"
+    assert main(["bench", "reference", "--quick", "--repeats", "2", "--dtypes", "float64", "--pause", "0",
+                 "--against", "torch-native", "--problem", "conv1d n1 c2 w16 o3 k3 p1", "--problem", "mp1d n1 c2 w16 k2",
+                 "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "torch-native ms" in out and "native path" in out
+    data = json.loads(report.read_text())
+    assert data["baseline"]["name"] == "torch-native"
+    assert len(data["results"]) == 6
+    for row in data["results"]:
+        assert row["baseline"]["repeats"] == 2 and len(row["pair_ratios"]) == 2, row
+        assert row["ratio_q1"] <= row["ratio"] <= row["ratio_q3"]

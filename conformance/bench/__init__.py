@@ -33,6 +33,7 @@ which), 2 usage error (one line on stderr).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import TextIO
 
@@ -55,6 +56,7 @@ from conformance.bench.measuring import (
     mode_calls,
     unsupported_reason,
 )
+from conformance.bench.native import NATIVE_BASELINES, NATIVE_CALLS
 from conformance.bench.options import (
     CEILING_DTYPES,
     LOAD_WARNING,
@@ -79,7 +81,12 @@ from conformance.loader import load_backend
 def run_bench(options: BenchOptions, *, out: TextIO, err: TextIO) -> BenchResult:
     """Load the backends, get the ceilings, check and time every problem; print the table as it goes."""
     backend = load_backend(options.backend)
-    baseline = load_backend(options.baseline) if options.baseline is not None else None
+    native = NATIVE_CALLS.get(options.baseline or "")
+    baseline = None
+    if options.baseline is not None:
+        baseline = load_backend(NATIVE_BASELINES.get(options.baseline, options.baseline))
+        if native is not None:
+            baseline = dataclasses.replace(baseline, name=options.baseline, target=f"{baseline.target}, native path")
     environment = environment_info()
     load = environment["load_average_1min"]
     if load is not None and load > LOAD_WARNING:
@@ -105,7 +112,7 @@ def run_bench(options: BenchOptions, *, out: TextIO, err: TextIO) -> BenchResult
                         print(f"convspec: warning: {options.backend} is not conformant on {named.descriptor} "
                               f"{dtype} (checked at batch 1): {difference}; its times below are for wrong results",
                               file=err)
-                pair = measure_pair(backend, baseline, named.problem, dtype, options)
+                pair = measure_pair(backend, baseline, named.problem, dtype, options, baseline_native=native)
                 mine, theirs = pair.backend, pair.baseline
                 count = flops(named.problem)
                 for mode in MODES:

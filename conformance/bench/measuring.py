@@ -147,6 +147,8 @@ def _ceiling_dtype(dtype: str) -> str:
 
 
 Call = Callable[[], object]
+#: Builds a framework's native-path calls for a problem and its inputs (see :mod:`conformance.bench.native`).
+NativeCalls = Callable[["Problem", "Inputs"], "dict[Mode, Call]"]
 
 
 #: ``--clock``: wall-clock seconds, or CPU seconds of the whole process (all its threads).
@@ -277,7 +279,7 @@ class Pair:
 class _Contender:
     """One backend's calls on one problem, timed one call at a time; its first failure ends its timings."""
 
-    def __init__(self, backend: LoadedBackend, problem: Problem, dtype: str) -> None:
+    def __init__(self, backend: LoadedBackend, problem: Problem, dtype: str, native: NativeCalls | None = None) -> None:
         self.backend = backend
         self.side = Side()
         self.calls: dict[Mode, Call] = {}
@@ -285,7 +287,16 @@ class _Contender:
         if reason is not None:
             self.side.skipped = f"not supported: {reason}"
             return
-        self.calls = mode_calls(backend, problem, make_inputs(problem, dtype))
+        inputs = make_inputs(problem, dtype)
+        if native is None:
+            self.calls = mode_calls(backend, problem, inputs)
+            return
+        try:  # a native path records one forward while it is built
+            self.calls = native(problem, inputs)
+        except UnsupportedError as exc:
+            self.side.skipped = f"not supported: {_one_line(str(exc))}"
+        except Exception as exc:
+            self.side.error = f"{type(exc).__name__}: {_one_line(str(exc))}"
 
     @property
     def active(self) -> bool:
@@ -307,7 +318,7 @@ class _Contender:
 
 def measure_pair(
     backend: LoadedBackend, baseline: LoadedBackend | None, problem: Problem, dtype: str, options: BenchOptions,
-    *, sleep: Callable[[float], None] = time.sleep,
+    *, sleep: Callable[[float], None] = time.sleep, baseline_native: NativeCalls | None = None,
 ) -> Pair:
     """Time every mode of ``problem`` on the backend and the baseline, interleaved call by call (ABAB).
 
@@ -315,11 +326,12 @@ def measure_pair(
     ratio of each pair (backend / baseline) cancels it; the row reports the median of
     those ratios and their spread. Before a call whose predecessor was the other
     backend's, a pause of ``options.pause`` seconds lets that library's spinning
-    worker threads go to sleep.
+    worker threads go to sleep. ``baseline_native`` times the baseline's framework on
+    its own path instead of through its protocol functions (:mod:`conformance.bench.native`).
     """
     contenders = [_Contender(backend, problem, dtype)]
     if baseline is not None:
-        contenders.append(_Contender(baseline, problem, dtype))
+        contenders.append(_Contender(baseline, problem, dtype, baseline_native))
     clock = CLOCKS[options.clock]
     last: list[_Contender | None] = [None]
 

@@ -49,7 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--problem", action="append", default=[], metavar="DESCRIPTOR",
         help="one problem, e.g. \"conv2d n8 c64 h56 w56 o64 k3 s1 p1\" (repeatable; see conformance.bench_shapes)",
     )
-    parser.add_argument("--against", default="reference", help="baseline backend (default: reference; 'none': no baseline)")
+    parser.add_argument(
+        "--against", default="reference",
+        help="baseline backend (default: reference; 'none': no baseline; 'torch-native': PyTorch's own path, "
+        "its tensors, one forward + autograd backward, not the protocol adapter)",
+    )
     parser.add_argument("--repeats", type=int, default=None, help=f"timed calls per mode (default {DEFAULT_REPEATS}; --quick 3)")
     parser.add_argument("--warmup", type=int, default=None, help=f"untimed calls before each mode (default {DEFAULT_WARMUP})")
     parser.add_argument("--report", type=Path, default=None, help="also write the results to FILE.json or FILE.md")
