@@ -6,11 +6,41 @@ Exit codes: 0 conformant (or benchmark done), 1 not conformant, 2 usage or loadi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from conformance.loader import BackendLoadError
+#: The directory holding convspec's own packages.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _import_own_packages() -> str | None:
+    """Import convspec's own spec and reference from its root, whatever the working directory or PYTHONPATH hold.
+
+    A ``spec/`` package or ``reference.py`` in the working directory (on the
+    path through ``python -m`` or ``PYTHONPATH=.``) would otherwise replace
+    them. Returns why they cannot be used, or None.
+    """
+    sys.path.insert(0, _ROOT)
+    try:
+        import reference
+        import spec
+    except ImportError as exc:
+        return f"cannot import convspec's own packages from {_ROOT}: {exc}"
+    finally:
+        sys.path.remove(_ROOT)  # the first occurrence: the one just inserted
+    for module in (spec, reference):
+        file = os.path.abspath(getattr(module, "__file__", None) or "")
+        if not file.startswith(os.path.join(_ROOT, module.__name__) + os.sep):
+            return (f"convspec's own package {module.__name__!r} is shadowed by {file} (already imported); "
+                    "rename or move the colliding module")
+    return None
+
+
+_SHADOWED = _import_own_packages()
+
+from conformance.loader import BackendLoadError  # noqa: E402  (after convspec's own packages are in place)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if _SHADOWED is not None:
+        print(f"convspec: error: {_SHADOWED}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))
     try:
@@ -61,6 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("convspec: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141
 
 
 if __name__ == "__main__":

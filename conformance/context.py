@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -18,18 +19,37 @@ class Unsupported(Exception):
     """The backend raised spec.UnsupportedError: the example is not covered, not failed."""
 
 
+class Disabled(Exception):
+    """The function was given up on earlier in the run (it crashed or hung): the example is not run."""
+
+
+def _short_reason(error: BaseException | None) -> str:
+    text = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else "no reason given"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 @dataclass
 class Context:
     backend: LoadedBackend
     caller: Caller
-    #: Reasons given by the backend for examples it declined (UnsupportedError).
+    #: Reasons given by the backend for examples it declined (UnsupportedError) in the current search.
     unsupported: list[str] = field(default_factory=list)
+    #: The same reasons, counted.
+    declined: Counter[str] = field(default_factory=Counter)
+    #: Backend calls that computed something (returned or raised other than UnsupportedError) so far.
+    reached: int = 0
     #: The last crash or hang of each function, reported again when the function is skipped.
     crashes: dict[str, Violation] = field(default_factory=dict)
+    #: Functions that crashed or hung in the current search.
+    failed_in_search: set[str] = field(default_factory=set)
+    #: Calls that were slow but not hung, one line each, for the report.
+    slow: list[str] = field(default_factory=list)
 
     def new_search(self) -> None:
         """A rule's Hypothesis search begins."""
         self.unsupported.clear()
+        self.declined.clear()
+        self.failed_in_search.clear()
         new_search = getattr(self.caller, "new_search", None)
         if callable(new_search):
             new_search()
@@ -39,20 +59,67 @@ class Context:
 
         A skipped call is reported with the case and snippet of the last call
         that really crashed or hung, so the reproduction stays true while
-        Hypothesis shrinks towards examples that were never run.
+        Hypothesis shrinks towards examples that were never run. A crash that
+        a replay pinned on an earlier call is reported with that call's case.
         """
         where = f" at {outcome.where}" if outcome.where else ""
+        details = [f"confirmed: {outcome.confirmed}"] if outcome.confirmed else []
+        if outcome.stderr_tail:
+            details.append(f"the worker's last output: {outcome.stderr_tail}")
         if outcome.crashed is not None:
-            finding = Violation("crash", f"{function} crashed the process: {outcome.crashed}{where}", case,
-                                snippet=snippet, kind="crash")
+            summary = f"{function} crashed the process: {outcome.crashed}{where}"
+            if isinstance(outcome.culprit, tuple) and len(outcome.culprit) == 2 and isinstance(outcome.culprit[1], Case):
+                guilty_function, guilty = outcome.culprit
+                summary = (f"{guilty_function} corrupted the process, which later crashed in {function}: "
+                           f"{outcome.crashed}{where}")
+                details.append(f"the crash itself was in {function} on {case.problem.describe()}")
+                source = call_source(guilty_function, guilty, dy=guilty_function.endswith("_backward"))
+                snippet = self.snippet(guilty, [f"result = {source}",
+                                                f"# then call {function} on {case.problem.describe()}: the process dies"])
+                case = guilty
+            finding = Violation("crash", summary, case, details, snippet=snippet, kind="crash")
         else:
-            finding = Violation("hang", f"{function} did not return within {outcome.timed_out:g} s{where}", case,
-                                snippet=snippet, kind="hang")
+            confirmed = f" ({outcome.confirmed})" if outcome.confirmed else ""
+            finding = Violation("hang", f"{function} did not return within {outcome.timed_out:g} s{confirmed}{where}",
+                                case, details[1:], snippet=snippet, kind="hang")
         if outcome.skipped is None:
             self.crashes[function] = finding
+            self.failed_in_search.add(function)
             return finding
-        last = self.crashes.get(function, finding)
-        return replace(last, summary=f"{function} {outcome.skipped}; last time: {last.summary}")
+        last = self.crashes.get(function)
+        if last is not None and function in self.failed_in_search:
+            return last  # the same finding while Hypothesis shrinks: the reproduction stays the real one
+        if last is not None:
+            raise Disabled(f"{function} disabled after: {last.summary}")
+        return replace(finding, summary=f"{function} {outcome.skipped}")
+
+    def call(self, function: str, args: list[Any], kwargs: dict[str, Any], case: Case, *, what: str = "") -> CallOutcome:
+        """Call the backend once with the suite's bookkeeping; crashes, hangs and declines raise.
+
+        An ``UnsupportedError`` raises :class:`Unsupported` (the example is
+        declined, not checked); a crash or hang raises its
+        :class:`~conformance.compare.Violation`. Any other outcome is returned
+        and counts as reached.
+        """
+        __tracebackhide__ = True
+        outcome: CallOutcome = self.caller.call(function, args, kwargs, (function, case))
+        if outcome.crashed is not None or outcome.timed_out is not None:
+            source = call_source(function, case, dy=function.endswith("_backward"))
+            snippet = self.snippet(case, [f"result = {source}", "print(result)"])
+            finding = self._crash_or_hang(function, outcome, case, snippet)
+            if what:
+                finding = replace(finding, summary=finding.summary.replace(f"{function} ", f"{function} {what} ", 1),
+                                  snippet=[])  # the snippet would rebuild the valid case, not this call
+            raise finding  # one raise: Hypothesis sees one failure
+        if outcome.slow is not None:
+            self.slow.append(f"{function} took {outcome.slow:.1f} s on {case.problem.describe()}: over the time limit, "
+                             "but it finished when retried with a longer one (slow, not hung)")
+        if outcome.unsupported:
+            reason = _short_reason(outcome.error)
+            self.declined[reason] += 1
+            raise Unsupported(f"{function}: {reason}")
+        self.reached += 1
+        return outcome
 
     def has(self, function: str) -> bool:
         return function in self.backend.functions
@@ -63,13 +130,9 @@ class Context:
     def _checked(self, rule: str, function: str, case: Case, args: list[Any], kwargs: dict[str, Any],
                  expected: dict[str, tuple[int, ...]]) -> Any:
         __tracebackhide__ = True
-        outcome: CallOutcome = self.caller.call(function, args, kwargs)
+        outcome = self.call(function, args, kwargs, case)
         source = call_source(function, case, dy=function.endswith("_backward"))
         snippet = self.snippet(case, [f"result = {source}", "print(result)"])
-        if outcome.crashed is not None or outcome.timed_out is not None:
-            raise self._crash_or_hang(function, outcome, case, snippet)  # one raise: Hypothesis sees one failure
-        if outcome.unsupported:
-            raise Unsupported(f"{function}: {outcome.error}")
         if outcome.error is not None:
             raise Violation(rule, f"{function} raised {type(outcome.error).__name__} on a valid call: {outcome.error}",
                             case, snippet=snippet, kind="error")

@@ -23,15 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from conformance.database import default_directory, open_database
-from conformance.loader import LoadedBackend, load_backend
+from conformance.loader import Target
 from conformance.merge import merge, report_from_dict
-from conformance.runner import RunReport, make_caller, run
+from conformance.runner import RunReport, open_backend, run
 from conformance.shard import Shard
 
 #: Seconds to wait for the scheduler to answer.
 CONNECT_TIMEOUT = 20.0
 #: The ``convspec check`` options a task needs, passed to it as plain data.
-_OPTIONS = ("ops", "dtypes", "profile", "seed", "fail_fast", "isolation", "timeout", "memory_limit")
+_OPTIONS = ("ops", "dtypes", "profile", "seed", "fail_fast", "isolation", "timeout", "memory_limit", "import_timeout")
 
 
 class DaskError(Exception):
@@ -42,15 +42,14 @@ def run_shard(name: str, options: dict[str, Any], shard: str, database: str | No
     """One Dask task: shard ``shard`` of the run ``options`` describe, as its JSON report data."""
     from conformance.report import to_dict
 
-    backend = load_backend(name)
     args = argparse.Namespace(**options)
-    caller, _ = make_caller(backend, args)
+    backend, caller, _ = open_backend(name, args)  # imported only in its worker process, as by convspec check
     report = run(backend, ops=args.ops, dtypes=args.dtypes, profile=args.profile, seed=args.seed,
                  fail_fast=args.fail_fast, caller=caller, shard=Shard.parse(shard), database=open_database(database))
     return to_dict(report)
 
 
-def run_on_dask(backend: LoadedBackend, args: argparse.Namespace) -> RunReport:
+def run_on_dask(backend: Target, args: argparse.Namespace) -> RunReport:
     """Run every shard of the check ``args`` describes on the cluster at ``args.dask`` and merge them."""
     try:
         dask: Any = importlib.import_module("distributed")  # an optional extra, used untyped
@@ -64,7 +63,7 @@ def run_on_dask(backend: LoadedBackend, args: argparse.Namespace) -> RunReport:
     try:
         count = int(args.dask_tasks or max(1, sum(client.nthreads().values())))
         options = {key: getattr(args, key) for key in _OPTIONS if hasattr(args, key)}
-        print(f"convspec check {backend.name} ({backend.target}): profile {args.profile}, seed {args.seed}, "
+        print(f"convspec check {backend.name} ({backend.spec}): profile {args.profile}, seed {args.seed}, "
               f"ops {','.join(args.ops)}, dtypes {','.join(args.dtypes)}; {count} shards on the Dask cluster at "
               f"{args.dask}, each in a worker process", flush=True)
         start = time.perf_counter()

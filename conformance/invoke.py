@@ -51,6 +51,14 @@ class CallOutcome:
     #: Problems with the returned value (type, dtype, aliasing, flags), one line each.
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: How a crash or hang was confirmed (replayed in a fresh worker), in words.
+    confirmed: str | None = None
+    #: The label of an earlier call that a replay showed to have caused this crash (see SubprocessCaller).
+    culprit: Any = None
+    #: The call exceeded its time limit but finished when retried with a longer one: the seconds it took.
+    slow: float | None = None
+    #: The last lines the worker wrote to its stderr before it crashed.
+    stderr_tail: str | None = None
 
     @property
     def unsupported(self) -> bool:
@@ -82,6 +90,10 @@ def inspect_result(function: str, result: Any, inputs: Mapping[str, Any]) -> lis
         if not isinstance(item, np.ndarray):
             problems.append(f"{name} is a {type(item).__name__}, must be a numpy.ndarray")
             continue
+        if type(item) is not np.ndarray:  # memmap, masked array, any subclass: its behaviour is the backend's code
+            problems.append(f"{name} is a {type(item).__module__}.{type(item).__qualname__}, must be exactly a "
+                            "numpy.ndarray (no subclass, memmap or masked array)")
+            continue
         for input_name, value in inputs.items():
             if isinstance(value, np.ndarray) and np.shares_memory(item, value):
                 problems.append(f"{name} shares memory with input {input_name} (must be a fresh array)")
@@ -90,10 +102,49 @@ def inspect_result(function: str, result: Any, inputs: Mapping[str, Any]) -> lis
     return problems
 
 
-class Caller(Protocol):
-    """Runs one protocol function of the backend under test."""
+class ResultHistory:
+    """The last few results, to catch a backend that reuses a result's memory on a later call.
 
-    def call(self, function: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> CallOutcome: ...
+    A result must be a fresh array the backend never writes again. Holding
+    references to the last ``keep`` results (and copies of their values), each
+    call checks that none of them changed and that its own results do not
+    share memory with them (they are alive, so fresh memory cannot overlap).
+    """
+
+    def __init__(self, keep: int = 4) -> None:
+        self.keep = keep
+        self._kept: list[tuple[str, np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
+
+    def check(self, function: str, result: Any) -> list[str]:
+        """Problems of this call's ``result`` against the earlier ones; then remember it."""
+        items = [r for r in (result if isinstance(result, (tuple, list)) else (result,)) if type(r) is np.ndarray]
+        problems: list[str] = []
+        for earlier_function, earlier, values in self._kept:
+            if earlier.shape != values.shape or not np.array_equal(earlier, values, equal_nan=True):
+                problems.append(f"an earlier result of {earlier_function} changed during this call: results must be "
+                                "fresh arrays the backend never writes again (a reused output buffer?)")
+                break
+            if any(np.may_share_memory(item, earlier) for item in items):
+                problems.append(f"result shares memory with an earlier result of {earlier_function} "
+                                "(a reused output buffer?)")
+                break
+        self._kept += [(function, item, item.copy()) for item in items]
+        del self._kept[:-self.keep]
+        return problems
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+
+class Caller(Protocol):
+    """Runs one protocol function of the backend under test.
+
+    ``label`` is the caller's own name for the call (the suite passes the
+    case); a crash that a replay pins on an earlier call comes back with that
+    call's label in :attr:`CallOutcome.culprit`.
+    """
+
+    def call(self, function: str, args: Sequence[Any], kwargs: Mapping[str, Any], label: Any = None) -> CallOutcome: ...
 
     def close(self) -> None: ...
 
@@ -110,7 +161,8 @@ def _input_names(function: str, n: int) -> tuple[str, ...]:
     return names[:n]
 
 
-def run_call(fn: Callable[..., Any], function: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> CallOutcome:
+def run_call(fn: Callable[..., Any], function: str, args: Sequence[Any], kwargs: Mapping[str, Any],
+             history: ResultHistory | None = None) -> CallOutcome:
     """Call ``fn`` in this process on private copies of the inputs and inspect what it did."""
     names = _input_names(function, len(args))
     private = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
@@ -127,6 +179,8 @@ def run_call(fn: Callable[..., Any], function: str, args: Sequence[Any], kwargs:
             outcome.mutated.append(name)
     if outcome.error is None:
         outcome.problems = inspect_result(function, outcome.result, dict(zip(names, private)))
+        if history is not None:
+            outcome.problems += history.check(function, outcome.result)
     return outcome
 
 
@@ -135,9 +189,14 @@ class InProcessCaller:
 
     def __init__(self, functions: Mapping[str, Callable[..., Any]]) -> None:
         self.functions = functions
+        self.history = ResultHistory()
 
-    def call(self, function: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> CallOutcome:
-        return run_call(self.functions[function], function, args, kwargs)
+    def call(self, function: str, args: Sequence[Any], kwargs: Mapping[str, Any], label: Any = None) -> CallOutcome:
+        outcome = run_call(self.functions[function], function, args, kwargs, self.history)
+        if not outcome.problems and outcome.error is None:  # the rules get copies: the history keeps the originals
+            r = outcome.result
+            outcome.result = tuple(a.copy() for a in r) if isinstance(r, tuple) else r.copy()
+        return outcome
 
     def close(self) -> None:
         pass

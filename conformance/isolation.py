@@ -1,31 +1,40 @@
-"""Running the backend under test in a worker process, so that it cannot take the suite down.
+"""Running the backend under test in a worker process: no backend code ever runs in the suite's process.
 
 :class:`SubprocessCaller` keeps one worker process (a fresh interpreter that
-talks to the suite through a ``multiprocessing.connection.Connection``, so
-nothing of the suite's ``__main__`` is re-imported) that loads the backend by
-its target string and runs
-:func:`conformance.invoke.run_call` there, so input mutation and aliasing are
-detected where the real arrays are; only the :class:`CallOutcome` travels back.
+talks to the suite through a ``multiprocessing.connection.Connection``). The
+worker imports convspec's own ``spec``, ``reference`` and ``conformance``
+first (so a ``spec/`` or ``reference.py`` in the working directory cannot
+replace them), then the backend, and reports back what it found as plain data
+(:class:`conformance.loader.BackendInfo`). Each call runs
+:func:`conformance.invoke.run_call` there, so the contract (exact
+``numpy.ndarray``, no aliasing, inputs untouched, earlier results unchanged)
+is checked where the real objects are; only builtins and bytes travel back
+(:mod:`conformance.wire`).
 
 What the worker can do to the suite, and what the suite makes of it:
 
-* it dies (segfault, ``abort()``, ``os._exit``, a signal): the call's outcome
-  is ``crashed`` with the signal or exit status and, when Python's
-  ``faulthandler`` could see it, the backend line that was running; the next
-  call starts a new worker;
-* it does not answer within ``timeout`` seconds: the worker is killed (its
-  whole process group) and the outcome is ``timed_out``;
-* it allocates more than ``memory_limit_mib`` (``RLIMIT_DATA`` in the worker,
-  and the resident size watched from here while a call runs): ``crashed``
-  with "exceeded the memory limit";
-* it returns something that cannot be pickled, or raises an exception that
-  cannot be: the type name and message arrive instead.
+* it exits, raises or hangs while importing the backend: a
+  :class:`~conformance.loader.BackendLoadError` naming the cause (exit 2);
+* it dies during a call (segfault, ``abort()``, ``os._exit``, a signal): the
+  call is replayed in a fresh worker. If it crashes alone, the crash is
+  confirmed; if not, the dead worker's last calls (up to :data:`HISTORY`) are
+  replayed and bisected to find the earlier call that corrupted the process,
+  and the outcome names it (:attr:`CallOutcome.culprit`);
+* it does not answer within ``timeout`` seconds: the call is retried alone in
+  a fresh worker with ``retry_factor`` times the limit; only if it times out
+  again is it a hang, otherwise the call was slow and its result stands
+  (:attr:`CallOutcome.slow`);
+* it allocates more than ``memory_limit_mib``: ``crashed`` with "exceeded the
+  memory limit";
+* it forks: the worker leads its own session and process group, and every
+  process carrying the worker's token in its environment is killed when the
+  worker is replaced or closed, before the suite writes anything. The worker's
+  stdout and stderr go to a file, never to the suite's output.
 
 A function that keeps crashing or hanging is not called again (a *circuit
-breaker*): within one rule's search after ``max_strikes`` crashes or hangs, so
-that Hypothesis's shrinking never waits on it again, and for the rest of the
-run once its crashes and hangs have cost ``max_strikes * timeout`` seconds. Its
-later calls return at once with the same kind of outcome and ``skipped`` set.
+breaker*): within one rule's search after ``max_strikes`` crashes or hangs, and
+for the rest of the run once they have cost ``max_strikes * timeout`` seconds.
+Its later calls return at once with ``skipped`` set.
 """
 
 from __future__ import annotations
@@ -35,9 +44,9 @@ import ctypes
 import faulthandler
 import math
 import os
-import pickle
 import re
 import resource
+import secrets
 import signal
 import socket
 import subprocess
@@ -45,62 +54,38 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from conformance.invoke import CallOutcome, run_call
+from conformance.invoke import CallOutcome, ResultHistory, run_call
+from conformance.loader import BackendInfo, BackendLoadError, Target, resolve_target
+from conformance.wire import BackendError, decode_outcome, dumps_plain, encode_outcome, loads_plain
 
 #: Default time limit of one call, in seconds (the worker's start-up is not counted).
 DEFAULT_TIMEOUT = 10.0
+#: A call that times out is retried alone in a fresh worker with this many times the limit.
+DEFAULT_RETRY_FACTOR = 6.0
 #: Default memory limit of the worker, in MiB (torch, jax and tensorflow use well under 1 GiB after import).
 DEFAULT_MEMORY_LIMIT_MIB = 4096
 #: Default number of crashes or hangs after which a function is given up on.
 DEFAULT_MAX_STRIKES = 2
 #: How long the worker may take to start and import the backend (tensorflow alone can take 10 s).
-STARTUP_TIMEOUT = 120.0
+DEFAULT_IMPORT_TIMEOUT = 120.0
+STARTUP_TIMEOUT = DEFAULT_IMPORT_TIMEOUT
+#: How many of a worker's latest calls are kept to find the one that corrupted it.
+HISTORY = 32
 #: How often the worker's resident size is checked while a call runs, in seconds.
 _POLL_SECONDS = 0.05
+#: The environment variable that marks the worker and every process it starts.
+TOKEN_VARIABLE = "CONVSPEC_WORKER_TOKEN"
+#: The directory holding convspec's own packages (spec, reference, conformance).
+OWN_ROOT = str(Path(__file__).resolve().parent.parent)
 
-
-class BackendError(Exception):
-    """An exception raised by the backend that could not be sent from the worker as itself.
-
-    The parent turns it into a subclass with the original type's name, so a
-    report reads ``raised ValueErrorWithState`` rather than ``BackendError``.
-    """
-
-    def __init__(self, type_name: str, message: str) -> None:
-        super().__init__(message)
-        self.type_name = type_name
-
-    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
-        return (_rebuild_error, (self.type_name, str(self)))
-
-
-_ERROR_TYPES: dict[str, type[BackendError]] = {}
-
-
-def _rebuild_error(type_name: str, message: str) -> BackendError:
-    """A :class:`BackendError` whose class is named after the backend's exception type."""
-    cls = _ERROR_TYPES.get(type_name)
-    if cls is None:
-        name = type_name.rpartition(".")[2] if type_name.rpartition(".")[2].isidentifier() else "BackendError"
-        cls = _ERROR_TYPES[type_name] = type(name, (BackendError,), {"__module__": __name__})
-    return cls(type_name, message)
-
-
-@dataclass
-class _Unsendable:
-    """Stands in for a result that could not be pickled in the worker."""
-
-    type_name: str
-
-    def __repr__(self) -> str:
-        return f"<unsendable {self.type_name}>"
+__all__ = ["BackendError", "DEFAULT_TIMEOUT", "SubprocessCaller", "describe_exit", "where_it_was"]
 
 
 # --------------------------------------------------------------------------- the worker side
@@ -123,71 +108,58 @@ def _die_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
-def _plain(value: Any) -> bool:
-    """Whether ``value`` surely survives pickling (arrays of numbers, None, and tuples of those)."""
-    if value is None:
-        return True
-    if isinstance(value, np.ndarray):
-        return type(value) is np.ndarray and not value.dtype.hasobject
-    if isinstance(value, tuple):
-        return all(_plain(v) for v in value)
-    return False
-
-
-def _round_trips(value: Any) -> str | None:
-    try:
-        pickle.loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-    except Exception as exc:  # anything may go wrong pickling a backend's objects
-        return f"{type(exc).__name__}: {exc}"
+def own_packages_problem(root: str) -> str | None:
+    """Why convspec's own packages are not the ones imported (a shadowing module), or None."""
+    for name in ("spec", "reference", "conformance"):
+        module = sys.modules.get(name)
+        file = getattr(module, "__file__", None) or ""
+        if module is None or not os.path.abspath(file).startswith(os.path.join(root, name) + os.sep):
+            return (f"convspec's own package {name!r} is shadowed by {file or 'a module'} "
+                    f"(convspec lives in {root}); rename or move the colliding module")
     return None
 
 
-def _qualified_name(obj: object) -> str:
-    cls = type(obj)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-
-
-def encode_outcome(outcome: CallOutcome) -> bytes:
-    """Pickle ``outcome``, replacing an exception or result that does not survive pickling."""
-    if outcome.error is not None and _round_trips(outcome.error) is not None:
-        outcome.error = BackendError(_qualified_name(outcome.error), str(outcome.error))
-    if not _plain(outcome.result):
-        failure = _round_trips(outcome.result)
-        if failure is not None:
-            outcome.problems.append(f"result ({_qualified_name(outcome.result)}) could not be sent from the worker "
-                                    f"process: {failure}")
-            outcome.result = _Unsendable(_qualified_name(outcome.result))
-    return pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-#: The worker's first lines: connect, take the suite's sys.path, then run :func:`worker_main`.
+#: The worker's first lines: isolate from the working directory (-P), import convspec's own packages
+#: from its root, then take the user's path and run :func:`worker_main`.
 _BOOTSTRAP = """
-import os, sys
+import sys
 from multiprocessing.connection import Connection
 conn = Connection(int(sys.argv[1]))
-path, cwd, target, memory_limit_mib, fault_path = conn.recv()
-sys.path[:] = path
-os.chdir(cwd)
-from conformance.isolation import worker_main
-worker_main(conn, target, memory_limit_mib, fault_path)
+sys.path.insert(0, sys.argv[2])
+import spec, reference, conformance.isolation
+del sys.path[0]
+conformance.isolation.worker_main(conn, sys.argv[2])
 """
 
 
-def worker_main(conn: Connection, target: str, memory_limit_mib: int, fault_path: str) -> None:
-    """The worker's loop: load the backend, then answer ``(function, args, kwargs)`` with outcomes."""
+def worker_main(conn: Connection, root: str) -> None:
+    """The worker's loop: load the backend, then answer ``(function, args, kwargs)`` with plain outcomes."""
     _die_with_parent()
-    fault_file = open(fault_path, "a", encoding="utf-8")  # kept open for the worker's lifetime
+    setup = conn.recv()
+    sys.path[:] = setup["path"]
+    os.chdir(setup["cwd"])
+    fault_file = open(setup["fault_path"], "a", encoding="utf-8")  # kept open for the worker's lifetime
     faulthandler.enable(file=fault_file, all_threads=True)
     faulthandler.register(signal.SIGUSR1, file=fault_file, all_threads=True)
+    memory_limit_mib = int(setup["memory_limit_mib"])
     _limit_memory(memory_limit_mib)
-    try:
-        from conformance.loader import load_backend
-
-        functions = load_backend(target).functions
-    except BaseException as exc:  # report why the worker cannot serve, whatever it is
-        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+    problem = own_packages_problem(root)
+    if problem is not None:
+        conn.send_bytes(dumps_plain(("failed", problem)))
         return
-    conn.send(("ready", os.getpid()))
+    try:
+        from conformance.loader import import_backend, version_of
+
+        obj, functions, capabilities = import_backend(Target(**setup["target"]))
+        info = BackendInfo(tuple(functions), capabilities, version_of(obj)).to_data()
+    except BackendLoadError as exc:
+        conn.send_bytes(dumps_plain(("failed", str(exc))))
+        return
+    except BaseException as exc:  # report why the worker cannot serve, whatever it is
+        conn.send_bytes(dumps_plain(("failed", f"loading the backend failed: {type(exc).__name__}: {exc}")))
+        return
+    conn.send_bytes(dumps_plain(("ready", info)))
+    history = ResultHistory()
     while True:
         try:
             request = conn.recv()
@@ -196,14 +168,14 @@ def worker_main(conn: Connection, target: str, memory_limit_mib: int, fault_path
         if request is None:
             return
         function, args, kwargs = request
-        outcome = run_call(functions[function], function, args, kwargs)
+        outcome = run_call(functions[function], function, args, kwargs, history)
         if isinstance(outcome.error, MemoryError):
             outcome.crashed = f"exceeded the memory limit of {memory_limit_mib} MiB (MemoryError: {outcome.error})"
             outcome.error = None
         try:
             payload = encode_outcome(outcome)
         except MemoryError:
-            payload = pickle.dumps(CallOutcome(function, crashed=f"exceeded the memory limit of {memory_limit_mib} MiB"))
+            payload = encode_outcome(CallOutcome(function, crashed=f"exceeded the memory limit of {memory_limit_mib} MiB"))
         conn.send_bytes(payload)
 
 
@@ -277,6 +249,36 @@ def _resident_mib(pid: int) -> float:
     return 0.0
 
 
+def processes_with_token(token: str) -> list[int]:
+    """Pids of live processes whose environment carries ``TOKEN_VARIABLE=token`` (Linux /proc)."""
+    marker = f"{TOKEN_VARIABLE}={token}".encode()
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/environ", "rb") as environ:
+                    if marker in environ.read().split(b"\0"):
+                        found.append(int(entry.name))
+            except OSError:  # gone, or not ours to read
+                continue
+    return found
+
+
+def _tail(path: str | None, lines: int = 3) -> str | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as log:
+            log.seek(max(0, os.path.getsize(path) - 4096))
+            text = log.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+    return " | ".join(kept)[:500] or None
+
+
 @dataclass
 class _Strikes:
     """One function's crashes and hangs: how many, in the current search and in all, their cost, the last one."""
@@ -305,70 +307,129 @@ class _Strikes:
         return " and ".join(parts)
 
 
+@dataclass(frozen=True)
+class _Call:
+    function: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    label: Any
+
+
+@dataclass
+class SlowCall:
+    """A call that exceeded the time limit but finished when retried with a longer one."""
+
+    function: str
+    label: Any
+    seconds: float
+    limit: float
+
+
+@dataclass
+class _Worker:
+    process: subprocess.Popen[bytes]
+    conn: Connection
+    token: str
+    fault_path: str
+    log_path: str
+
+
 @dataclass
 class SubprocessCaller:
     """Runs the backend's functions in a persistent worker process, with a time and memory limit.
 
-    ``target`` is the backend's ``module[:attribute]`` (``LoadedBackend.target``).
+    ``target`` is a backend name or :class:`~conformance.loader.Target`.
+    :meth:`connect` starts the first worker and returns what it found.
     """
 
-    target: str
+    target: str | Target
     timeout: float = DEFAULT_TIMEOUT
     memory_limit_mib: int = DEFAULT_MEMORY_LIMIT_MIB
     max_strikes: int = DEFAULT_MAX_STRIKES
-    startup_timeout: float = STARTUP_TIMEOUT
-    #: Worker starts so far (the first, and one after each crash, hang or memory overrun).
+    import_timeout: float = DEFAULT_IMPORT_TIMEOUT
+    retry_factor: float = DEFAULT_RETRY_FACTOR
+    #: Extra environment of the worker (glibc's MALLOC_PERTURB_ by default: freed memory is poisoned).
+    worker_env: dict[str, str] = field(default_factory=lambda: {"MALLOC_PERTURB_": "165"})
+    #: Worker starts so far (the first, one after each crash, hang or memory overrun, and replays).
     starts: int = 0
-    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-    _conn: Connection | None = field(default=None, repr=False)
-    _fault_path: str | None = field(default=None, repr=False)
+    #: What the first worker found: the backend's functions, capabilities and version.
+    info: BackendInfo | None = None
+    #: Calls that were slow but not hung.
+    slow_calls: list[SlowCall] = field(default_factory=list)
+    _worker: _Worker | None = field(default=None, repr=False)
     _strikes: dict[str, _Strikes] = field(default_factory=dict, repr=False)
+    _history: deque[_Call] = field(default_factory=lambda: deque(maxlen=HISTORY), repr=False)
 
     def __post_init__(self) -> None:
-        if not (self.timeout > 0 and math.isfinite(self.timeout)):
-            raise ValueError(f"timeout={self.timeout!r}, but must be a positive number of seconds")
+        if isinstance(self.target, str):
+            self.target = resolve_target(self.target)
+        for name in ("timeout", "import_timeout"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name}={value!r}, but must be a positive number of seconds")
+        if not (self.retry_factor >= 1 and math.isfinite(self.retry_factor)):
+            raise ValueError(f"retry_factor={self.retry_factor!r}, but must be at least 1")
         if self.memory_limit_mib < 64:
             raise ValueError(f"memory_limit_mib={self.memory_limit_mib!r}, but must be at least 64")
         if self.max_strikes < 1:
             raise ValueError(f"max_strikes={self.max_strikes!r}, but must be at least 1")
 
+    @property
+    def _target(self) -> Target:
+        assert isinstance(self.target, Target)
+        return self.target
+
     # ------------------------------------------------------------------ the Caller protocol
 
-    def call(self, function: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> CallOutcome:
+    def connect(self) -> BackendInfo:
+        """Start the worker and import the backend there; raise BackendLoadError naming why it cannot be."""
+        failure = self._start()
+        if failure is not None:
+            raise BackendLoadError(failure)
+        assert self.info is not None
+        return self.info
+
+    def call(self, function: str, args: Sequence[Any], kwargs: Mapping[str, Any], label: Any = None) -> CallOutcome:
         skipped = self._skip(function)
         if skipped is not None:
             return skipped
         start = time.perf_counter()
-        outcome = self._call(function, args, kwargs)
+        request = _Call(function, list(args), dict(kwargs), label)
+        outcome = self._call(request, self.timeout)
+        if outcome.timed_out is not None:
+            outcome = self._confirm_hang(request, outcome)
+        elif outcome.crashed is not None and not outcome.crashed.startswith(("exceeded the memory", "the worker process could")):
+            outcome = self._confirm_crash(request, outcome)
         if outcome.crashed is not None or outcome.timed_out is not None:
             outcome.seconds = time.perf_counter() - start
-            self._strikes.setdefault(function, _Strikes()).add(
-                outcome, outcome.timed_out if outcome.timed_out is not None else outcome.seconds)
+            self._strikes.setdefault(function, _Strikes()).add(outcome, outcome.seconds)
         return outcome
 
     def close(self) -> None:
-        """Stop the worker (politely, then by force) and remove its files."""
-        process, conn = self._process, self._conn
-        self._process = self._conn = None
-        if conn is not None:
-            with contextlib.suppress(OSError, ValueError):
-                conn.send(None)
-        if process is not None:
-            try:
-                process.wait(1.0)
-            except subprocess.TimeoutExpired:
-                self._kill(process)
-        if conn is not None:
-            conn.close()
-        if self._fault_path is not None:
+        """Stop the worker and every process it started, and remove its files."""
+        worker, self._worker = self._worker, None
+        self._history.clear()
+        if worker is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            worker.conn.send(None)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.process.wait(0.5)
+        self._kill(worker)
+        worker.conn.close()
+        for path in (worker.fault_path, worker.log_path):
             with contextlib.suppress(OSError):
-                os.unlink(self._fault_path)
-            self._fault_path = None
+                os.unlink(path)
 
     def new_search(self) -> None:
         """A new rule search begins: functions skipped only within the last one may be called again."""
         for strikes in self._strikes.values():
             strikes.in_search = 0
+
+    def disabled(self, function: str) -> bool:
+        """Whether ``function`` is given up on for the rest of the run."""
+        strikes = self._strikes.get(function)
+        return strikes is not None and strikes.seconds >= self.max_strikes * self.timeout
 
     # ------------------------------------------------------------------ the circuit breaker
 
@@ -376,7 +437,7 @@ class SubprocessCaller:
         strikes = self._strikes.get(function)
         if strikes is None or strikes.last is None:
             return None
-        if strikes.seconds >= self.max_strikes * self.timeout:
+        if self.disabled(function):
             why = f"it {strikes.describe()} in this run, losing {strikes.seconds:.1f} s"
         elif strikes.in_search >= self.max_strikes:
             why = f"it {strikes.describe()} in this run, {strikes.in_search} times in this search"
@@ -384,130 +445,222 @@ class SubprocessCaller:
             return None
         last = strikes.last
         return CallOutcome(function, crashed=last.crashed, timed_out=last.timed_out, where=last.where,
-                           skipped=f"was not called again: {why}")
+                           skipped=f"was not called again: {why}", confirmed=last.confirmed, culprit=last.culprit)
+
+    # ------------------------------------------------------------------ confirming hangs and crashes
+
+    def _confirm_hang(self, request: _Call, first: CallOutcome) -> CallOutcome:
+        """Retry a timed-out call alone in a fresh worker with a longer limit: a hang only if it times out again."""
+        longer = self.timeout * self.retry_factor
+        if longer <= self.timeout:
+            return first
+        self.close()
+        retry = self._call(request, longer)
+        if retry.timed_out is not None:
+            first.confirmed = f"nor within {longer:g} s when retried alone in a fresh worker"
+            first.where = retry.where or first.where
+            return first
+        if retry.crashed is not None:
+            return retry
+        retry.slow = retry.seconds
+        self.slow_calls.append(SlowCall(request.function, request.label, retry.seconds, self.timeout))
+        return retry
+
+    def _replay(self, calls: Sequence[_Call]) -> int | None:
+        """Run ``calls`` in a fresh worker; the index of the call during which it crashed, or None."""
+        self.close()
+        for index, request in enumerate(calls):
+            outcome = self._call(request, self.timeout * self.retry_factor, record=False)
+            if outcome.crashed is not None and "could not load" not in outcome.crashed:
+                self.close()
+                return index
+            if outcome.timed_out is not None:
+                break
+        self.close()
+        return None
+
+    def _confirm_crash(self, request: _Call, first: CallOutcome) -> CallOutcome:
+        """Replay a crash: alone, then after the dead worker's last calls, bisecting for the call that caused it."""
+        earlier = list(self._history)[:-1]
+        if self._replay([request]) is not None:
+            first.confirmed = "reproduced alone in a fresh worker"
+            return first
+        if not earlier:
+            first.confirmed = "did not reproduce alone in a fresh worker (it was the worker's first call)"
+            return first
+        sequence = [*earlier, request]
+        crashed_at = self._replay(sequence)
+        if crashed_at is None:
+            first.confirmed = (f"did not reproduce in a fresh worker, alone or after the {len(earlier)} calls "
+                               "that preceded it")
+            return first
+        if crashed_at < len(earlier) and self._replay([sequence[crashed_at]]) is not None:
+            culprit = sequence[crashed_at]
+            first.culprit, first.confirmed = culprit.label, (
+                f"when replayed, the earlier call {culprit.function} crashed alone: it is the one to fix")
+            return first
+        lo, hi = 0, crashed_at  # sequence[lo:crashed_at + 1] crashes; sequence[hi:crashed_at + 1] does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self._replay(sequence[mid:crashed_at + 1]) is not None:
+                lo = mid
+            else:
+                hi = mid
+        culprit = sequence[lo]
+        first.culprit = culprit.label
+        first.confirmed = (f"it does not crash alone in a fresh worker; replaying the dead worker's last "
+                           f"{len(sequence)} calls and bisecting, the crash needs an earlier {culprit.function} "
+                           "call first: that call corrupted the process")
+        return first
 
     # ------------------------------------------------------------------ the worker
 
     def _start(self) -> str | None:
-        """Start a worker; the reason it could not start, or None."""
+        """Start a worker and import the backend there; the reason it could not, or None."""
         self.close()
-        fd, self._fault_path = tempfile.mkstemp(prefix="convspec-worker-", suffix=".faults")
+        fd, fault_path = tempfile.mkstemp(prefix="convspec-worker-", suffix=".faults")
         os.close(fd)
+        log_fd, log_path = tempfile.mkstemp(prefix="convspec-worker-", suffix=".log")
+        token = secrets.token_hex(8)
         ours, theirs = socket.socketpair()
+        env = {**os.environ, **self.worker_env, TOKEN_VARIABLE: token}
         try:
-            process = subprocess.Popen([sys.executable, "-c", _BOOTSTRAP, str(theirs.fileno())], pass_fds=[theirs.fileno()],
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
+            process = subprocess.Popen([sys.executable, "-P", "-c", _BOOTSTRAP, str(theirs.fileno()), OWN_ROOT],
+                                       pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=log_fd,
+                                       stderr=log_fd, start_new_session=True, env=env)
         finally:
             theirs.close()
+            os.close(log_fd)
         conn = Connection(ours.detach())
-        self._process, self._conn = process, conn
+        self._worker = _Worker(process, conn, token, fault_path, log_path)
         self.starts += 1
-        conn.send((list(sys.path), os.getcwd(), self.target, self.memory_limit_mib, self._fault_path))
-        ready = wait([conn], self.startup_timeout)
-        reason = f"the worker process did not load backend {self.target!r} within {self.startup_timeout:g} s"
-        if ready:
+        target = self._target
+        path = list(dict.fromkeys([os.getcwd(), *(p or os.getcwd() for p in sys.path)]))
+        conn.send({"path": path, "cwd": os.getcwd(), "fault_path": fault_path,
+                   "memory_limit_mib": self.memory_limit_mib,
+                   "target": {"name": target.name, "spec": target.spec, "module": target.module,
+                              "attribute": target.attribute, "path": target.path, "extra": target.extra}})
+        what = f"backend {target.name!r}"
+        reason = (f"importing {what} did not finish within {self.import_timeout:g} s "
+                  "(the import itself hangs, or raise --import-timeout)")
+        if wait([conn], self.import_timeout):
             try:
-                kind, detail = conn.recv()
+                kind, detail = loads_plain(conn.recv_bytes())
             except (EOFError, OSError):
-                kind, detail = "died", describe_exit(self._reap())
+                exitcode = self._reap()
+                tail = _tail(log_path, 1)
+                kind, detail = "died", (f"the worker process ended while importing {what}: {describe_exit(exitcode)}"
+                                        + (f" ({tail})" if tail else ""))
+            except Exception as exc:  # anything but plain data
+                kind, detail = "died", f"the worker process sent an unreadable answer: {type(exc).__name__}: {exc}"
             if kind == "ready":
-                return None
-            reason = f"the worker process could not load backend {self.target!r}: {detail}"
+                try:
+                    info = BackendInfo.from_data(detail)
+                except BackendLoadError as exc:
+                    kind, detail = "failed", str(exc)
+                else:
+                    if self.info is None:
+                        self.info = info
+                    return None
+            reason = str(detail)
         self.close()
         return reason
 
-    def _call(self, function: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> CallOutcome:
-        if self._process is None or self._process.poll() is not None:
+    def _call(self, request: _Call, timeout: float, *, record: bool = True) -> CallOutcome:
+        function = request.function
+        if self._worker is None or self._worker.process.poll() is not None:
             failure = self._start()
             if failure is not None:
-                return CallOutcome(function, crashed=failure)
-        process, conn = self._process, self._conn
-        assert process is not None and conn is not None
+                return CallOutcome(function, crashed=f"the worker process could not load the backend again: {failure}")
+        worker = self._worker
+        assert worker is not None
+        if record:
+            self._history.append(request)
         try:
-            conn.send((function, list(args), dict(kwargs)))
+            worker.conn.send((function, request.args, request.kwargs))
         except (OSError, ValueError):
             return self._crashed(function)
-        deadline = time.perf_counter() + self.timeout
+        started = time.perf_counter()
+        deadline = started + timeout
         while True:
             remaining = deadline - time.perf_counter()
-            if wait([conn], max(0.0, min(remaining, _POLL_SECONDS))):
+            if wait([worker.conn], max(0.0, min(remaining, _POLL_SECONDS))):
                 try:
-                    payload = conn.recv_bytes()
+                    payload = worker.conn.recv_bytes()
                 except (EOFError, OSError):
                     return self._crashed(function)
-                outcome = self._decode(function, payload)
+                outcome = decode_outcome(function, payload)
                 if outcome.crashed is not None:  # exceeded the memory limit: start afresh
                     self.close()
                 return outcome
-            if process.poll() is not None:  # died, but a child of the backend holds the socket open
+            if worker.process.poll() is not None:  # died, but a child of the backend holds the socket open
                 return self._crashed(function)
-            resident = _resident_mib(process.pid)
+            resident = _resident_mib(worker.process.pid)
             if resident > self.memory_limit_mib:
                 self.close()
                 return CallOutcome(function, crashed=f"exceeded the memory limit of {self.memory_limit_mib} MiB "
                                                      f"({resident:.0f} MiB resident)")
             if remaining <= 0:
-                where = self._dump_stack(process)
+                where = self._dump_stack(worker)
                 self.close()
-                return CallOutcome(function, timed_out=self.timeout, where=where)
-
-    def _decode(self, function: str, payload: bytes) -> CallOutcome:
-        try:
-            outcome = pickle.loads(payload)
-        except Exception as exc:  # the worker checked; but a class may still not load here
-            return CallOutcome(function, problems=[f"result could not be received from the worker process: "
-                                                   f"{type(exc).__name__}: {exc}"])
-        if not isinstance(outcome, CallOutcome):
-            return CallOutcome(function, problems=[f"the worker process sent a {type(outcome).__name__}"])
-        return outcome
+                return CallOutcome(function, timed_out=self.timeout, where=where, seconds=time.perf_counter() - started)
 
     def _crashed(self, function: str) -> CallOutcome:
         exitcode = self._reap()
-        where = self._where()
+        worker = self._worker
+        where = where_it_was(_read(worker.fault_path)) if worker else None
+        tail = _tail(worker.log_path) if worker else None
+        history = list(self._history)
         self.close()
-        return CallOutcome(function, crashed=describe_exit(exitcode), where=where)
+        self._history.extend(history)  # kept for the replay that confirms the crash
+        return CallOutcome(function, crashed=describe_exit(exitcode), where=where, stderr_tail=tail)
 
     def _reap(self) -> int | None:
-        process = self._process
-        if process is None:
+        worker = self._worker
+        if worker is None:
             return None
         try:
-            return process.wait(2.0)
+            return worker.process.wait(2.0)
         except subprocess.TimeoutExpired:
-            self._kill(process)
+            self._kill(worker)
             return None
 
-    def _where(self) -> str | None:
-        if self._fault_path is None:
-            return None
-        try:
-            with open(self._fault_path, encoding="utf-8", errors="replace") as dump:
-                return where_it_was(dump.read())
-        except OSError:
-            return None
-
-    def _dump_stack(self, process: subprocess.Popen[bytes]) -> str | None:
+    def _dump_stack(self, worker: _Worker) -> str | None:
         """Ask the hanging worker where it is (faulthandler on SIGUSR1), for the report."""
-        if self._fault_path is None:
-            return None
-        size = os.path.getsize(self._fault_path)
+        size = os.path.getsize(worker.fault_path)
         with contextlib.suppress(OSError):
-            os.kill(process.pid, signal.SIGUSR1)
+            os.kill(worker.process.pid, signal.SIGUSR1)
         give_up = time.perf_counter() + 0.5
-        while time.perf_counter() < give_up and os.path.getsize(self._fault_path) == size:
+        while time.perf_counter() < give_up and os.path.getsize(worker.fault_path) == size:
             time.sleep(0.01)
         time.sleep(0.02)
-        return self._where()
+        return where_it_was(_read(worker.fault_path))
 
     @staticmethod
-    def _kill(process: subprocess.Popen[bytes]) -> None:
-        if process.poll() is None:
-            with contextlib.suppress(OSError):
-                if os.getpgid(process.pid) == process.pid:  # the worker leads its own group: take its children too
-                    os.killpg(process.pid, signal.SIGKILL)
-            process.kill()
+    def _kill(worker: _Worker) -> None:
+        """Kill the worker's process group and every process carrying its token, and reap the worker."""
+        with contextlib.suppress(OSError):
+            os.killpg(worker.process.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            worker.process.kill()
+        for _ in range(3):  # a process may fork while we look: look again until none is left
+            pids = [pid for pid in processes_with_token(worker.token) if pid != os.getpid()]
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.01)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(5.0)
+            worker.process.wait(5.0)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as dump:
+            return dump.read()
+    except OSError:
+        return ""
 
 
 def importable_in_a_worker(target: str) -> bool:

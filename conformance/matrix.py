@@ -17,10 +17,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from conformance.loader import BackendLoadError, load_backend
+from conformance.loader import BackendLoadError
 from conformance.report import to_markdown, write_atomically
 from conformance.rules import RULES_BY_ID
-from conformance.runner import PROFILES, make_caller, run
+from conformance.runner import PROFILES, open_backend, run
 from spec import DTYPES, OPERATIONS
 
 START, END = "<!-- matrix:start -->", "<!-- matrix:end -->"
@@ -94,12 +94,11 @@ def run_from_args(args: argparse.Namespace) -> int:
     reports: dict[str, str] = {}
     for name in args.backends:
         try:
-            backend = load_backend(name)
+            backend, caller, _ = open_backend(name, argparse.Namespace(isolation="process", timeout=args.timeout))
         except BackendLoadError as exc:
             print(f"convspec: error: {exc}", file=sys.stderr)
             return 2
         print(f"checking {name} ...", flush=True)
-        caller, _ = make_caller(backend, argparse.Namespace(isolation="process", timeout=args.timeout))
         report = run(backend, dtypes=dtypes, profile=args.profile, seed=args.seed, caller=caller)
         text = to_markdown(report)
         write_atomically(str(out / f"{name}.md"), text)

@@ -54,7 +54,9 @@ def result_from_dict(data: dict[str, Any]) -> RuleResult:
                                                                          else []))]
     return RuleResult(rule, title, str(data["op"]), str(data["dtype"]), str(data["status"]),
                       int(data.get("examples", 0)), float(data.get("seconds", 0.0)), findings,
-                      str(data.get("note", "")), bool(data.get("replayed", False)))
+                      str(data.get("note", "")), bool(data.get("replayed", False)), checked=int(data.get("checked", 0)),
+                      declined=int(data.get("declined", 0)),
+                      declined_reasons={str(k): int(v) for k, v in (data.get("declined_reasons") or {}).items()})
 
 
 def _finding_from_dict(v: dict[str, Any]) -> Finding:
@@ -72,7 +74,7 @@ def report_from_dict(data: dict[str, Any]) -> RunReport:
         [str(o) for o in data["ops"]], [str(d) for d in data["dtypes"]],
         [result_from_dict(r) for r in data["results"]], [str(u) for u in data.get("uncovered", [])],
         {str(k): str(v) for k, v in data.get("versions", {}).items()}, float(data.get("seconds", 0.0)),
-        bool(data.get("stopped_early", False)), data.get("shard"),
+        bool(data.get("stopped_early", False)), data.get("shard"), [str(s) for s in data.get("slow", [])],
     )
 
 

@@ -21,17 +21,68 @@ from conformance.citations import anchor, cited
 from conformance.findings import Finding, root_causes
 from conformance.runner import RuleResult, RunReport
 
-STATUS_MARK = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "not covered": "n/c"}
+STATUS_MARK = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "not covered": "not covered", "not run": "not run"}
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = text.strip().splitlines()[0] if text.strip() else ""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def coverage(results: list[RuleResult]) -> str:
+    """How much of the examples the backend computed: ``31 of 40; 9 declined: stride > 1``.
+
+    >>> r = RuleResult("forward-values", "", "conv", "float64", "passed", examples=40, checked=31, declined=9,
+    ...                declined_reasons={"conv_forward: stride > 1": 9})
+    >>> coverage([r])
+    '31 of 40; 9 declined: conv_forward: stride > 1'
+    """
+    checked = sum(r.checked for r in results)
+    examples = sum(r.examples for r in results)
+    declined = sum(r.declined for r in results)
+    text = f"{checked} of {examples}"
+    if declined:
+        reasons: dict[str, int] = {}
+        for r in results:
+            for reason, n in r.declined_reasons.items():
+                reasons[reason] = reasons.get(reason, 0) + n
+        top = max(reasons, key=lambda k: reasons[k]) if reasons else ""
+        text += f"; {declined} declined" + (f": {_short(top)}" if top else "") + (
+            f" (+{len(reasons) - 1} more reasons)" if len(reasons) > 1 else "")
+    return text
 
 
 def progress_line(done: int, total: int, result: RuleResult) -> str:
-    text = (f"[{done:>3}/{total}] {result.op:<8} {result.dtype:<7} {result.rule:<18} {result.status}"
-            f" ({result.examples} examples, {result.seconds:.2f} s)")
+    mark = STATUS_MARK.get(result.status, result.status)
+    text = (f"[{done:>3}/{total}] {result.op:<8} {result.dtype:<7} {result.rule:<18} {mark}"
+            f" ({coverage([result])} checked, {result.seconds:.2f} s)")
     if result.violation is not None:
         text += f": {result.violation.summary}"
+    elif result.status == "not run":
+        text += f": {result.note}"
     if result.replayed:
         text += " (replayed a saved failing example)"
     return text
+
+
+def cell(results: list[RuleResult]) -> str:
+    """One summary cell for a rule and operation over its dtypes.
+
+    ``pass (31 of 40; 9 declined: ...)``, ``FAIL (float32)``, ``not covered (0 of 12; 12 declined: ...)``
+    or ``not run (disabled after: ...)``: a row that checked nothing never reads "pass".
+    """
+    bad = [r.dtype for r in results if r.status in ("failed", "error")]
+    if bad:
+        return f"FAIL ({', '.join(bad)})"
+    ran = [r for r in results if r.status == "passed"]
+    if not ran:
+        not_run = [r for r in results if r.status == "not run"]
+        if not_run and len(not_run) == len(results):
+            return f"not run ({_short(not_run[0].note, 90)})"
+        return f"not covered ({coverage(results)})"
+    text = f"pass ({coverage(results)})"
+    others = [r.dtype for r in results if r.status != "passed"]
+    return text + (f"; nothing checked in {', '.join(others)}" if others else "")
 
 
 def failure_text(result: RuleResult) -> str:
@@ -86,18 +137,19 @@ def summary_table(report: RunReport) -> list[list[str]]:
         row = [rule]
         for op in ops:
             mine = [r for r in report.results if r.rule == rule and r.op == op]
-            if not mine:
-                row.append("-")
-                continue
-            bad = [r.dtype for r in mine if r.status in ("failed", "error")]
-            if bad:
-                row.append(f"FAIL ({', '.join(bad)})")
-            elif all(r.status == "not covered" for r in mine):
-                row.append("n/c")
-            else:
-                row.append("pass")
+            row.append(cell(mine) if mine else "-")
         rows.append(row)
     return rows
+
+
+def nothing_checked(report: RunReport) -> str:
+    """One line saying why a run without failures still proves nothing."""
+    examples = sum(r.examples for r in report.results)
+    declined = sum(r.declined for r in report.results)
+    if not report.results:
+        return f"nothing was checked: no rule applies to {report.backend!r} with these operations and dtypes"
+    return (f"nothing was checked: {report.backend!r} computed none of the {examples} examples "
+            f"({declined} declined with spec.UnsupportedError, the rest never reached it or were not run)")
 
 
 def _table_text(rows: list[list[str]]) -> str:
@@ -117,13 +169,18 @@ def render_text(report: RunReport) -> str:
     out += ["", _table_text(summary_table(report))]
     if report.uncovered:
         out += ["", "not covered:"] + [f"  - {u}" for u in report.uncovered]
+    if report.slow:
+        out += ["", "slow calls (over the time limit, but they finished when retried alone with a longer one):"]
+        out += [f"  - {s}" for s in report.slow]
     passed = sum(r.status == "passed" for r in report.results)
+    uncovered = sum(r.status in ("not covered", "not run") for r in report.results)
     verdict = "CONFORMANT" if report.conformant else "NOT CONFORMANT"
     if report.shard is not None and not report.failures:
         verdict = f"NO FAILURES IN SHARD {report.shard} (convspec merge gives the verdict)"
-    out += ["", f"{verdict}: {report.backend}: {passed} passed, {len(report.failures)} failed "
-                f"({sum(r.examples for r in report.results)} examples, {report.seconds:.1f} s"
-                + (", stopped at the first failure" if report.stopped_early else "") + ")"]
+    out += ["", f"{verdict}: {report.backend}: {passed} passed, {len(report.failures)} failed"
+                + (f", {uncovered} not covered or not run" if uncovered else "")
+                + f" ({report.checked} of {sum(r.examples for r in report.results)} examples checked, "
+                f"{report.seconds:.1f} s" + (", stopped at the first failure" if report.stopped_early else "") + ")"]
     return "\n".join(out)
 
 
@@ -131,7 +188,9 @@ def to_dict(report: RunReport, *, timings: bool = True) -> dict[str, Any]:
     """The report as plain data; ``timings=False`` drops what varies between identical runs."""
     def result(r: RuleResult) -> dict[str, Any]:
         item: dict[str, Any] = {"rule": r.rule, "title": r.title, "op": r.op, "dtype": r.dtype, "status": r.status,
-                                "examples": r.examples, "note": r.note, "replayed": r.replayed}
+                                "examples": r.examples, "checked": r.checked, "declined": r.declined,
+                                "declined_reasons": r.declined_reasons, "coverage": cell([r]), "note": r.note,
+                                "replayed": r.replayed}
         if timings:
             item["seconds"] = round(r.seconds, 4)
         findings = [{
@@ -150,11 +209,12 @@ def to_dict(report: RunReport, *, timings: bool = True) -> dict[str, Any]:
         "backend": report.backend, "target": report.target, "profile": report.profile, "seed": report.seed,
         "ops": report.ops, "dtypes": report.dtypes, "conformant": report.conformant,
         "stopped_early": report.stopped_early, "shard": report.shard, "versions": report.versions,
-        "uncovered": report.uncovered, "summary": summary_table(report), "start_here": start_here(report),
-        "results": [result(r) for r in report.results],
+        "uncovered": report.uncovered, "checked": report.checked, "summary": summary_table(report),
+        "start_here": start_here(report), "results": [result(r) for r in report.results],
     }
     if timings:
         data["seconds"] = round(report.seconds, 3)
+        data["slow"] = report.slow
     return data
 
 
@@ -182,7 +242,11 @@ def to_markdown(report: RunReport) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if report.uncovered:
         lines += ["", "Not covered:", ""] + [f"- {u}" for u in report.uncovered]
-    lines += ["", f"**{'Conformant' if report.conformant else 'Not conformant'}**"]
+    if report.slow:
+        lines += ["", "Slow calls (over the time limit, finished when retried with a longer one):", ""]
+        lines += [f"- {s}" for s in report.slow]
+    lines += ["", f"**{'Conformant' if report.conformant else 'Not conformant'}** "
+                  f"({report.checked} of {sum(r.examples for r in report.results)} examples checked)"]
     if any(r.findings for r in report.failures):
         lines += ["", "Start here (findings grouped by operation and active parameters, simplest first):", ""]
         lines += [markdown_cell(line) for line in start_here(report)]
@@ -204,16 +268,23 @@ def to_junit(report: RunReport) -> str:
     suite = ET.Element("testsuite", name=f"convspec.{report.backend}", tests=str(len(report.results)),
                        failures=str(sum(r.status == "failed" for r in report.results)),
                        errors=str(sum(r.status == "error" for r in report.results)),
-                       skipped=str(sum(r.status == "not covered" for r in report.results)), time=f"{report.seconds:.3f}")
+                       skipped=str(sum(r.status in ("not covered", "not run") for r in report.results)),
+                       time=f"{report.seconds:.3f}")
     for r in report.results:
         case = ET.SubElement(suite, "testcase", classname=f"convspec.{r.op}", name=f"{r.rule}[{r.dtype}]",
                              time=f"{r.seconds:.3f}")
+        properties = ET.SubElement(case, "properties")
+        for key, value in (("checked", r.checked), ("examples", r.examples), ("declined", r.declined),
+                           ("coverage", cell([r]))):
+            ET.SubElement(properties, "property", name=key, value=str(value))
+        if r.status == "passed":
+            ET.SubElement(case, "system-out").text = f"pass ({coverage([r])})"
         if r.status == "failed":
             ET.SubElement(case, "failure", message=r.violation.summary if r.violation else "").text = failure_text(r)
         elif r.status == "error":
             ET.SubElement(case, "error", message=r.note.splitlines()[0] if r.note else "").text = r.note
-        elif r.status == "not covered":
-            ET.SubElement(case, "skipped", message=r.note)
+        elif r.status in ("not covered", "not run"):
+            ET.SubElement(case, "skipped", message=f"{r.status}: {cell([r])}")
     return ET.tostring(suite, encoding="unicode") + "\n"
 
 
@@ -224,12 +295,38 @@ def writer_for(path: str) -> Callable[[RunReport], str] | None:
     return WRITERS.get(Path(path).suffix.lower())
 
 
+def report_path_problem(path: str) -> str | None:
+    """Why a report cannot be written to ``path`` (checked before the run), or None."""
+    if writer_for(path) is None:
+        return "use a .json, .md or .xml file name"
+    target = Path(path)
+    if target.is_dir():
+        return "is a directory"
+    if target.exists() and not os.access(target, os.W_OK):
+        return "exists and is not writable"
+    parent = target.parent
+    while not parent.exists():  # the folders to create: the first existing one must be writable
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot write in {parent}"
+    return None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomically(path: str, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename it over ``path``."""
+    """Write to a temporary file beside ``path``, then rename it over ``path`` (permissions from the umask)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it, not mkstemp's 0600
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()

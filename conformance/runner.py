@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import sys
 import time
@@ -27,12 +28,18 @@ from hypothesis.database import ExampleDatabase
 
 import spec
 from conformance.compare import Violation
-from conformance.context import Context, Unsupported
+from conformance.context import Context, Disabled, Unsupported
 from conformance.database import example_key, use_key
 from conformance.findings import EXTRA_SEARCH_TIME, MAX_FINDINGS, Finding, Signature, signature
 from conformance.invoke import Caller, InProcessCaller
-from conformance.isolation import DEFAULT_MEMORY_LIMIT_MIB, DEFAULT_TIMEOUT, SubprocessCaller, importable_in_a_worker
-from conformance.loader import BackendLoadError, LoadedBackend, load_backend
+from conformance.isolation import (
+    DEFAULT_IMPORT_TIMEOUT,
+    DEFAULT_MEMORY_LIMIT_MIB,
+    DEFAULT_TIMEOUT,
+    SubprocessCaller,
+    importable_in_a_worker,
+)
+from conformance.loader import BackendLoadError, LoadedBackend, Target, load_backend, resolve_target
 from conformance.rules import RULES, Rule
 from conformance.shard import Shard
 from conformance.snippets import RecordedCall, RecordingCaller, reproduction
@@ -69,7 +76,8 @@ class RuleResult:
     title: str
     op: str
     dtype: str
-    #: "passed", "failed", "not covered" or "error" (the suite itself failed: a bug to report).
+    #: "passed", "failed", "not covered" (nothing was checked), "not run" (the function was disabled after it
+    #: crashed or hung) or "error" (the suite itself failed: a bug to report).
     status: str
     examples: int = 0
     seconds: float = 0.0
@@ -78,6 +86,11 @@ class RuleResult:
     note: str = ""
     #: The failure was found by replaying an example saved by an earlier run (see conformance.database).
     replayed: bool = False
+    #: Examples on which the backend computed the values the rule checked.
+    checked: int = 0
+    #: Examples the backend declined (spec.UnsupportedError), and their reasons counted.
+    declined: int = 0
+    declined_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def violation(self) -> Violation | None:
@@ -101,14 +114,22 @@ class RunReport:
     stopped_early: bool = False
     #: "K/N" when this run is one shard of a split run (see conformance.shard), else None.
     shard: str | None = None
+    #: Calls that exceeded the time limit but finished when retried with a longer one.
+    slow: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[RuleResult]:
         return [r for r in self.results if r.status in ("failed", "error")]
 
     @property
+    def checked(self) -> int:
+        """Examples the backend computed, over all rules."""
+        return sum(r.checked for r in self.results)
+
+    @property
     def conformant(self) -> bool:
-        return not self.failures and any(r.status == "passed" for r in self.results)
+        """No failure, and something was checked: a run that checked nothing proves nothing."""
+        return not self.failures and any(r.status == "passed" and r.checked > 0 for r in self.results)
 
 
 def make_plan(backend: LoadedBackend, ops: Sequence[OpName], dtypes: Sequence[str], profile: str,
@@ -191,6 +212,8 @@ def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase 
     seen: list[Signature] = []
     last: dict[str, Any] = {}
     search: dict[str, Any] = {"deadline": math.inf, "failing": False}
+    rejected = [0]
+    disabled: list[str] = []
 
     def example(drawn: Any) -> None:
         if not search["failing"] and time.perf_counter() > search["deadline"]:
@@ -198,10 +221,16 @@ def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase 
         calls[0] += 1
         if recorder is not None:
             recorder.begin_example()
+        before = ctx.reached
         try:
             item.rule.check(ctx, drawn)
         except Unsupported as exc:
             ctx.unsupported.append(str(exc))
+            result.declined += 1
+            return
+        except Disabled as exc:
+            disabled.append(str(exc))
+            return
         except Violation as violation:
             if any(s.covers(violation) for s in seen):
                 return  # a finding already reported: look for a different one
@@ -212,6 +241,10 @@ def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase 
         except Exception:
             first_failure[:] = first_failure or [calls[0]]
             raise
+        if ctx.reached == before:  # it never reached the backend (a rule's early return): draw another instead
+            rejected[0] += 1
+            hypothesis.reject()
+        result.checked += 1
 
     key = example_key(ctx.backend.target, item.rule.id, item.op, item.dtype)
     saved = len(list(database.fetch(key))) if database is not None else 0
@@ -236,6 +269,8 @@ def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase 
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore", RuntimeWarning)
                 test()
+        except hypothesis.errors.Unsatisfiable:  # no example reached the backend: nothing checked, reported below
+            break
         except Exception as exc:  # a Violation is the expected failure; anything else is reported as an error
             violation = _find_violation(exc)
             if violation is None:
@@ -255,12 +290,18 @@ def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase 
             continue
         break
     result.seconds = time.perf_counter() - start
-    result.examples = calls[0]
+    result.examples = calls[0] - rejected[0]
     result.replayed = result.status == "failed" and bool(first_failure) and first_failure[0] <= saved
-    if result.status == "passed" and ctx.unsupported:
-        if len(ctx.unsupported) >= calls[0]:
+    result.declined_reasons = dict(ctx.declined.most_common())
+    if result.status == "passed":
+        if disabled and result.checked == 0:
+            result.status, result.note = "not run", disabled[0]
+        elif result.checked == 0:
             result.status = "not covered"
-        result.note = f"{len(ctx.unsupported)} of {calls[0]} examples declined by the backend: {ctx.unsupported[0]}"
+            result.note = (f"all {result.examples} examples declined by the backend" if result.declined
+                           else f"no example reached the backend ({rejected[0]} drawn)")
+        elif result.declined:
+            result.note = f"{result.declined} of {result.examples} examples declined by the backend"
     return result
 
 
@@ -268,6 +309,8 @@ def _finding(ctx: Context, item: PlanItem, violation: Violation, last: dict[str,
     """The finding of a search's final violation, with a reproduction generated from its recorded calls."""
     if last.get("violation") is not violation or not isinstance(ctx.caller, RecordingCaller):
         return Finding(violation)
+    if violation.kind == "crash" and any(d.startswith("the crash itself was in") for d in violation.details):
+        return Finding(violation)  # blamed on an earlier call by a replay: its snippet runs that call
     recorder = ctx.caller
     recorded: list[RecordedCall] = last["calls"]
     skipped = [c for c in recorded if c.outcome.skipped is not None]
@@ -297,11 +340,8 @@ def _versions(backend: LoadedBackend) -> dict[str, str]:
 
     versions = {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
                 "hypothesis": hypothesis.__version__}
-    for attr in ("VERSION", "__version__"):
-        value = getattr(backend.obj, attr, None)
-        if isinstance(value, str):
-            versions[backend.name] = value
-            break
+    if backend.version is not None:
+        versions[backend.name] = backend.version
     return versions
 
 
@@ -321,6 +361,8 @@ def run(backend: LoadedBackend, *, ops: Sequence[OpName] = tuple(OPERATIONS), dt
         items = shard.select(items)
     report = RunReport(backend.name, backend.target, profile, seed, list(ops), list(dtypes), uncovered=uncovered,
                        versions=_versions(backend), shard=str(shard) if shard is not None else None)
+    if caller is None and not backend.in_process:
+        raise ValueError(f"backend {backend.name!r} lives in a worker process: pass its caller")
     ctx = Context(backend, RecordingCaller(caller or InProcessCaller(backend.functions)))
     start = time.perf_counter()
     try:
@@ -333,8 +375,9 @@ def run(backend: LoadedBackend, *, ops: Sequence[OpName] = tuple(OPERATIONS), dt
                 report.stopped_early = True
                 break
     finally:
-        ctx.caller.close()
+        ctx.caller.close()  # the worker and every process it started are gone before anything is written
     report.seconds = time.perf_counter() - start
+    report.slow = list(ctx.slow)
     return report
 
 
@@ -351,12 +394,22 @@ def _csv(allowed: Sequence[str], what: str) -> Callable[[str], list[str]]:
     return parse
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number from 0 to {2**32 - 1}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("backend", help="reference, torch, jax, tensorflow, onnxruntime, package.module[:attribute], "
-                        "or a name registered under the entry-point group convspec.backends")
+                        "path/to/file.py[:attribute], or a name registered under the entry-point group convspec.backends")
     parser.add_argument("--profile", choices=tuple(PROFILES), default="ci",
                         help="quick (a verdict in seconds), ci (about a minute), thorough (as long as it needs)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every Hypothesis search (default 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of every Hypothesis search (default 0)")
     parser.add_argument("--ops", type=_csv(tuple(OPERATIONS), "operation"), default=list(OPERATIONS),
                         help="comma-separated operations (default: all)")
     parser.add_argument("--dtypes", type=_csv(spec.DTYPES, "dtype"), default=list(spec.DTYPES),
@@ -365,10 +418,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", metavar="FILE", help="also write the report: .json, .md or .xml (JUnit)")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks of loading errors")
     parser.add_argument("--isolation", choices=("process", "none"), default="process",
-                        help="process (default): run the backend in a worker process, so a crash, hang or runaway "
-                        "allocation becomes a finding; none: call it in this process (faster, unprotected)")
+                        help="process (default): import and run the backend only in a worker process, so a crash, "
+                        "hang, runaway allocation or import-time side effect cannot touch the suite; none: import and "
+                        "call it in this process (faster, unprotected)")
     parser.add_argument("--timeout", type=_number(float, "seconds"), default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help=f"time limit of one backend call with --isolation process (default {DEFAULT_TIMEOUT:g})")
+                        help=f"time limit of one backend call with --isolation process (default {DEFAULT_TIMEOUT:g}); "
+                        "a call over it is retried alone with 6 times the limit before it counts as a hang")
+    parser.add_argument("--import-timeout", type=_number(float, "seconds"), default=DEFAULT_IMPORT_TIMEOUT,
+                        metavar="SECONDS", help="time limit of importing the backend in the worker process "
+                        f"(default {DEFAULT_IMPORT_TIMEOUT:g})")
     parser.add_argument("--memory-limit", type=_number(int, "MiB", least=64), default=DEFAULT_MEMORY_LIMIT_MIB,
                         metavar="MIB", help="memory limit of the worker process with --isolation process "
                         f"(default {DEFAULT_MEMORY_LIMIT_MIB})")
@@ -407,24 +465,88 @@ def _number(kind: Callable[[str], float], unit: str, *, least: float | None = No
     return parse
 
 
+def _subprocess_caller(target: str | Target, args: argparse.Namespace) -> SubprocessCaller:
+    return SubprocessCaller(target, timeout=float(getattr(args, "timeout", DEFAULT_TIMEOUT)),
+                            memory_limit_mib=int(getattr(args, "memory_limit", DEFAULT_MEMORY_LIMIT_MIB)),
+                            import_timeout=float(getattr(args, "import_timeout", DEFAULT_IMPORT_TIMEOUT)))
+
+
+def _describe(caller: Caller) -> str:
+    if isinstance(caller, SubprocessCaller):
+        return f"worker process (timeout {caller.timeout:g} s, memory limit {caller.memory_limit_mib} MiB)"
+    return "in-process (no isolation)"
+
+
 def make_caller(backend: LoadedBackend, args: argparse.Namespace) -> tuple[Caller, str]:
-    """The caller the command line asked for, and a few words saying which it is."""
+    """A caller for a backend loaded in this process, and a few words saying which it is."""
     if getattr(args, "isolation", "process") == "none":
         return InProcessCaller(backend.functions), "in-process (no isolation)"
-    if not importable_in_a_worker(backend.target):
+    if backend.in_process and not importable_in_a_worker(backend.target):
         return InProcessCaller(backend.functions), "in-process (the backend's module was made in memory)"
-    timeout = float(getattr(args, "timeout", DEFAULT_TIMEOUT))
-    memory = int(getattr(args, "memory_limit", DEFAULT_MEMORY_LIMIT_MIB))
-    return (SubprocessCaller(backend.target, timeout=timeout, memory_limit_mib=memory),
-            f"worker process (timeout {timeout:g} s, memory limit {memory} MiB)")
+    caller = _subprocess_caller(backend.target, args)
+    return caller, _describe(caller)
+
+
+def open_backend(name: str, args: argparse.Namespace) -> tuple[LoadedBackend, Caller, str]:
+    """The backend a command line names and the caller to run it with.
+
+    With ``--isolation process`` (the default) nothing of the backend is
+    imported here: a worker process imports it and describes it as plain data.
+    Raises :class:`BackendLoadError` with one line when it cannot be loaded.
+    """
+    if getattr(args, "isolation", "process") == "none":
+        backend = load_backend(name)
+        return backend, InProcessCaller(backend.functions), "in-process (no isolation)"
+    target = resolve_target(name)
+    caller = _subprocess_caller(target, args)
+    try:
+        info = caller.connect()
+    except BaseException:
+        caller.close()
+        raise
+    return LoadedBackend.remote(target, info), caller, _describe(caller)
+
+
+def what_runs(backend: LoadedBackend, ops: Sequence[str], dtypes: Sequence[str]) -> str:
+    """The header's account of what will actually run for this backend, and what will not."""
+    runs_ops = [op for op in ops if OPERATIONS[op][0] in backend.functions]  # type: ignore[index]
+    runs_dtypes = [d for d in dtypes if d in backend.capabilities.dtypes]
+    skipped = [f"{op} (no {OPERATIONS[op][0]})" for op in ops if op not in runs_ops]  # type: ignore[index]
+    skipped += [f"{d} (not declared)" for d in dtypes if d not in runs_dtypes]
+    text = f"runs {','.join(runs_ops) or 'no operation'} in {','.join(runs_dtypes) or 'no dtype'}"
+    return text + (f"; not run: {', '.join(skipped)}" if skipped else "")
+
+
+class Output:
+    """Prints progress and results; a closed pipe (``| head``) silences it without stopping the run."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __call__(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            self.close()
+
+    def close(self) -> None:
+        """The reader went away: send the rest of the output nowhere."""
+        self.closed = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's final flush must not fail either
+        os.close(devnull)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     import conformance.report as reporting
 
-    if args.report and not reporting.writer_for(args.report):
-        print(f"convspec: error: --report {args.report!r}: use a .json, .md or .xml file name", file=sys.stderr)
-        return 2
+    if args.report:
+        problem = reporting.report_path_problem(args.report)
+        if problem:
+            print(f"convspec: error: --report {args.report!r}: {problem}", file=sys.stderr)
+            return 2
     from conformance.database import default_directory, open_database
     from conformance.progress import RunProgress
 
@@ -436,31 +558,41 @@ def run_from_args(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"convspec: error: {exc}", file=sys.stderr)
         return 2
-    backend = load_backend(args.backend)
+    say = Output()
     if args.dask:
         from conformance.distributed import DaskError, run_on_dask
 
         try:
-            report = run_on_dask(backend, args)
+            report = run_on_dask(resolve_target(args.backend), args)
         except DaskError as exc:
             print(f"convspec: error: {exc}", file=sys.stderr)
             return 2
     else:
-        caller, isolation = make_caller(backend, args)
-        print(f"convspec check {backend.name} ({backend.target}): profile {args.profile}, seed {args.seed}, "
-              f"ops {','.join(args.ops)}, dtypes {','.join(args.dtypes)}"
-              + (f", shard {args.shard}" if args.shard else "") + f"; {isolation}", flush=True)
-        with RunProgress() as progress:
+        backend, caller, isolation = open_backend(args.backend, args)
+        say(f"convspec check {backend.name} ({backend.target}): profile {args.profile}, seed {args.seed}"
+            + (f", shard {args.shard}" if args.shard else "") + f"; {what_runs(backend, args.ops, args.dtypes)}; "
+            f"{isolation}")
+        with RunProgress() as bar:
+            def progress(done: int, total: int, result: RuleResult) -> None:
+                if not say.closed:
+                    try:
+                        bar(done, total, result)
+                    except BrokenPipeError:
+                        say.close()
+
             report = run(backend, ops=args.ops, dtypes=args.dtypes, profile=args.profile, seed=args.seed,
                          fail_fast=args.fail_fast, caller=caller, progress=progress, shard=args.shard,
                          database=database)
-    print(reporting.render_text(report))
+    say(reporting.render_text(report))
     if args.report:
         reporting.write_report(report, args.report)
-        print(f"report written to {args.report}")
+        say(f"report written to {args.report}")
     if report.shard is not None:  # a shard has no verdict of its own: it fails only on a failure
         return 1 if report.failures else 0
+    if not report.failures and report.checked == 0:
+        print(f"convspec: error: {reporting.nothing_checked(report)}", file=sys.stderr)
+        return 2
     return 0 if report.conformant else 1
 
 
-__all__ = ["PROFILES", "BackendLoadError", "RuleResult", "RunReport", "make_plan", "run", "run_item"]
+__all__ = ["PROFILES", "BackendLoadError", "RuleResult", "RunReport", "make_plan", "open_backend", "run", "run_item"]

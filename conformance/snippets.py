@@ -115,8 +115,8 @@ class RecordingCaller:
         #: The last call of each function that really crashed or hung (a skipped call replays it).
         self.last_failure: dict[str, RecordedCall] = {}
 
-    def call(self, function: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> CallOutcome:
-        outcome = self.inner.call(function, args, kwargs)
+    def call(self, function: str, args: Sequence[Any], kwargs: Mapping[str, Any], label: Any = None) -> CallOutcome:
+        outcome = self.inner.call(function, args, kwargs, label)
         kept = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
         record = RecordedCall(function, kept, dict(kwargs), outcome)
         self.calls.append(record)
