@@ -398,11 +398,15 @@ class SubprocessCaller:
         outcome = self._call(request, self.timeout)
         if outcome.timed_out is not None:
             outcome = self._confirm_hang(request, outcome)
+            lost = time.perf_counter() - start  # both waits: the first limit and the longer retry
         elif outcome.crashed is not None and not outcome.crashed.startswith(("exceeded the memory", "the worker process could")):
+            lost = time.perf_counter() - start  # the crash itself; replaying it is the suite's own cost
             outcome = self._confirm_crash(request, outcome)
+        else:
+            lost = 0.0
         if outcome.crashed is not None or outcome.timed_out is not None:
-            outcome.seconds = time.perf_counter() - start
-            self._strikes.setdefault(function, _Strikes()).add(outcome, outcome.seconds)
+            outcome.seconds = lost
+            self._strikes.setdefault(function, _Strikes()).add(outcome, lost)
         return outcome
 
     def close(self) -> None:
