@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -155,3 +158,64 @@ def test_the_readme_example_backend_is_conformant_from_its_own_directory() -> No
                           cwd=examples, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "CONFORMANT: mykernels" in done.stdout
+
+
+# --------------------------------------------------------------------------- Unix manners
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["check", "reference", "--seed", "-1"], "--seed: '-1': must be a whole number from 0 to"),
+    (["check", "reference", "--seed", "1.5"], "--seed: '1.5' is not a whole number"),
+    (["check", "reference", "--import-timeout", "0"], "--import-timeout: '0': must be a finite number of seconds"),
+])
+def test_invalid_numbers_are_rejected_in_one_line(argv: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and says in err[0], err
+
+
+def test_the_report_path_is_checked_before_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("")
+    for path, says in ((tmp_path / "file" / "r.json", "is not a directory"), (tmp_path, "use a .json, .md or .xml"),
+                       (tmp_path / "dir.json", "is a directory")):
+        if path.suffix == ".json" and says == "is a directory":
+            path.mkdir()
+        assert main(["check", "no_such_backend_anywhere", "--report", str(path)]) == 2  # before loading the backend
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0] and "--report" in err[0], err
+
+
+def test_reports_are_created_with_the_users_umask(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        assert main(["check", "reference", "--profile", "quick", "--ops", "linear", "--dtypes", "float64",
+                     "--report", str(tmp_path / "r.json"), "--isolation", "none"]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o640
+
+
+def test_a_closed_pipe_ends_the_output_quietly_and_the_report_is_still_written(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    process = subprocess.Popen([sys.executable, "-m", "conformance.cli", "check", "reference", "--profile", "quick",
+                                "--ops", "linear", "--dtypes", "float64", "--report", str(out)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert process.stdout is not None and process.stderr is not None
+    header = process.stdout.readline()  # like `| head -1`
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait(120) == 0, err
+    assert "runs linear in float64" in header, header
+    assert err == "", err
+    assert json.loads(out.read_text())["conformant"] is True
+
+
+def test_the_header_says_what_will_actually_run(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "tests.misbehaving.declines_strides", "--profile", "quick", "--ops", "conv,linear",
+                 "--dtypes", "float64", "--isolation", "none"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "runs conv in float64; not run: linear (no linear_forward)" in header, header
