@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -44,12 +45,19 @@ class Context:
     failed_in_search: set[str] = field(default_factory=set)
     #: Calls that were slow but not hung, one line each, for the report.
     slow: list[str] = field(default_factory=list)
+    #: Shape signatures (function, array shapes and dtypes, parameters) called so far in the run.
+    signatures: set[str] = field(default_factory=set)
+    #: Seconds and number of calls of a new shape signature in the current search: for a backend that
+    #: compiles per shape, its compilation time, reported apart from the time the checks take.
+    first_call_seconds: float = 0.0
+    first_calls: int = 0
 
     def new_search(self) -> None:
         """A rule's Hypothesis search begins."""
         self.unsupported.clear()
         self.declined.clear()
         self.failed_in_search.clear()
+        self.first_call_seconds, self.first_calls = 0.0, 0
         new_search = getattr(self.caller, "new_search", None)
         if callable(new_search):
             new_search()
@@ -102,7 +110,7 @@ class Context:
         and counts as reached.
         """
         __tracebackhide__ = True
-        outcome: CallOutcome = self.caller.call(function, args, kwargs, (function, case))
+        outcome = self._timed_call(function, args, kwargs, case)
         if outcome.crashed is not None or outcome.timed_out is not None:
             source = call_source(function, case, dy=function.endswith("_backward"))
             snippet = self.snippet(case, [f"result = {source}", "print(result)"])
@@ -119,6 +127,17 @@ class Context:
             self.declined[reason] += 1
             raise Unsupported(f"{function}: {reason}")
         self.reached += 1
+        return outcome
+
+    def _timed_call(self, function: str, args: list[Any], kwargs: dict[str, Any], case: Case) -> CallOutcome:
+        """Call the backend, timing apart the first call of each shape signature (a compilation, if it compiles)."""
+        signature = shape_signature(function, args, kwargs)
+        start = time.perf_counter()
+        outcome: CallOutcome = self.caller.call(function, args, kwargs, (function, case))
+        if signature not in self.signatures:
+            self.first_call_seconds += time.perf_counter() - start
+            self.first_calls += 1
+            self.signatures.add(signature)
         return outcome
 
     def has(self, function: str) -> bool:
@@ -173,6 +192,13 @@ class Context:
             shapes = {"dx": p.x_shape, "dw": p.w_shape, "db": (p.w_shape[0],)}
             return dict(self._checked(rule, f"{p.op}_backward", case, [i.x, i.w, i.dy], dict(p.params), shapes))
         return dict(self._checked(rule, f"{p.op}_backward", case, [i.x, i.dy], dict(p.params), {"dx": p.x_shape}))
+
+
+def shape_signature(function: str, args: list[Any], kwargs: dict[str, Any]) -> str:
+    """What a compiling backend specialises on: the function, each argument's shape and dtype, the parameters."""
+    arrays = [None if a is None else (getattr(a, "shape", None), str(getattr(a, "dtype", type(a).__name__)))
+              for a in args]
+    return repr((function, arrays, sorted(kwargs.items())))
 
 
 def derive(case: Case, **arrays: Any) -> Case:

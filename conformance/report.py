@@ -181,6 +181,10 @@ def render_text(report: RunReport) -> str:
                 + (f", {uncovered} not covered or not run" if uncovered else "")
                 + f" ({report.checked} of {sum(r.examples for r in report.results)} examples checked, "
                 f"{report.seconds:.1f} s" + (", stopped at the first failure" if report.stopped_early else "") + ")"]
+    if report.compiles_per_shape:
+        first = sum(r.first_call_seconds for r in report.results)
+        out.append(f"compiles per shape: shapes drawn from pools; {sum(r.first_calls for r in report.results)} calls of "
+                   f"a new shape signature took {first:.1f} s (compilation included), the checks {report.seconds - first:.1f} s")
     return "\n".join(out)
 
 
@@ -193,6 +197,7 @@ def to_dict(report: RunReport, *, timings: bool = True) -> dict[str, Any]:
                                 "replayed": r.replayed}
         if timings:
             item["seconds"] = round(r.seconds, 4)
+            item["first_call_seconds"], item["first_calls"] = round(r.first_call_seconds, 4), r.first_calls
         findings = [{
             "rule": f.violation.rule, "kind": f.violation.kind, "summary": f.violation.summary,
             "details": f.violation.details, "snippet": "\n".join(f.violation.snippet),

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis.database import ExampleDatabase
 
 import spec
+from conformance.cache import disable_cache
 from conformance.compare import Violation
 from conformance.context import Context, Disabled, Unsupported
 from conformance.database import example_key, use_key
@@ -41,6 +42,7 @@ from conformance.isolation import (
 )
 from conformance.loader import BackendLoadError, LoadedBackend, Target, load_backend, resolve_target
 from conformance.rules import RULES, Rule
+from conformance.shape_pool import POOL_SIZES, restore_pool_settings, use_pool_settings
 from conformance.shard import Shard
 from conformance.snippets import RecordedCall, RecordingCaller, reproduction
 from spec import OPERATIONS, OpName
@@ -91,6 +93,11 @@ class RuleResult:
     #: Examples the backend declined (spec.UnsupportedError), and their reasons counted.
     declined: int = 0
     declined_reasons: dict[str, int] = field(default_factory=dict)
+    #: Seconds spent in calls of a shape signature (function, shapes, dtypes, parameters) the run had not called
+    #: before: the compilation time of a backend that compiles per shape, timed apart from the checks.
+    first_call_seconds: float = 0.0
+    #: How many such first calls the rule made.
+    first_calls: int = 0
 
     @property
     def violation(self) -> Violation | None:
@@ -116,6 +123,8 @@ class RunReport:
     shard: str | None = None
     #: Calls that exceeded the time limit but finished when retried with a longer one.
     slow: list[str] = field(default_factory=list)
+    #: The backend declared compiles_per_shape: shapes came from pools, first calls are compilations.
+    compiles_per_shape: bool = False
 
     @property
     def failures(self) -> list[RuleResult]:
@@ -292,6 +301,7 @@ def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase 
     result.seconds = time.perf_counter() - start
     result.examples = calls[0] - rejected[0]
     result.replayed = result.status == "failed" and bool(first_failure) and first_failure[0] <= saved
+    result.first_call_seconds, result.first_calls = ctx.first_call_seconds, ctx.first_calls
     result.declined_reasons = dict(ctx.declined.most_common())
     if result.status == "passed":
         if disabled and result.checked == 0:
@@ -360,11 +370,13 @@ def run(backend: LoadedBackend, *, ops: Sequence[OpName] = tuple(OPERATIONS), dt
     if shard is not None:
         items = shard.select(items)
     report = RunReport(backend.name, backend.target, profile, seed, list(ops), list(dtypes), uncovered=uncovered,
-                       versions=_versions(backend), shard=str(shard) if shard is not None else None)
+                       versions=_versions(backend), shard=str(shard) if shard is not None else None,
+                       compiles_per_shape=backend.capabilities.compiles_per_shape)
     if caller is None and not backend.in_process:
         raise ValueError(f"backend {backend.name!r} lives in a worker process: pass its caller")
     ctx = Context(backend, RecordingCaller(caller or InProcessCaller(backend.functions)))
     start = time.perf_counter()
+    pools = use_pool_settings(seed, POOL_SIZES[profile])  # the shape pools of compile-per-shape backends
     try:
         for index, item in enumerate(items):
             result = run_item(ctx, item, seed, database, max_findings=1 if fail_fast else max_findings)
@@ -376,6 +388,7 @@ def run(backend: LoadedBackend, *, ops: Sequence[OpName] = tuple(OPERATIONS), dt
                 break
     finally:
         ctx.caller.close()  # the worker and every process it started are gone before anything is written
+        restore_pool_settings(pools)
     report.seconds = time.perf_counter() - start
     report.slow = list(ctx.slow)
     return report
@@ -427,6 +440,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--import-timeout", type=_number(float, "seconds"), default=DEFAULT_IMPORT_TIMEOUT,
                         metavar="SECONDS", help="time limit of importing the backend in the worker process "
                         f"(default {DEFAULT_IMPORT_TIMEOUT:g})")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="do not keep compiled kernels between runs (JAX's persistent compilation cache under "
+                        "~/.cache/convspec; sets CONVSPEC_NO_CACHE=1 for the backend)")
     parser.add_argument("--memory-limit", type=_number(int, "MiB", least=64), default=DEFAULT_MEMORY_LIMIT_MIB,
                         metavar="MIB", help="memory limit of the worker process with --isolation process "
                         f"(default {DEFAULT_MEMORY_LIMIT_MIB})")
@@ -558,6 +574,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"convspec: error: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "no_cache", False):
+        disable_cache()  # before the backend is imported here or in its worker
     say = Output()
     if args.dask:
         from conformance.distributed import DaskError, run_on_dask

@@ -15,8 +15,9 @@ case; the smallest spatial rank comes first, so shrinking moves towards it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias, TypeVar
 
 import numpy as np
 from hypothesis import strategies as st
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 import spec
 from spec import Capabilities, OpName, Padding
 
+_T = TypeVar("_T")
 ValueKind: TypeAlias = Literal["integers", "floats", "wide", "distinct", "negative"]
 #: Kinds used for ordinary value checks; shrinking prefers the first.
 ORDINARY_KINDS: tuple[ValueKind, ...] = ("integers", "floats", "wide")
@@ -98,9 +100,42 @@ class Case:
 
 # --------------------------------------------------------------------------- shapes
 
-def _sizes_for(draw: st.DrawFn, need: int, extra: int) -> int:
+class Choices(Protocol):
+    """Where the shape builders get their choices: a Hypothesis draw, or a seeded generator (the shape pool)."""
+
+    def integer(self, low: int, high: int) -> int: ...
+
+    def boolean(self) -> bool: ...
+
+    def choice(self, options: Sequence[_T]) -> _T: ...
+
+    def same_or_integer(self, value: int, low: int, high: int) -> int:
+        """``value``, or an integer in [low, high]."""
+        ...
+
+
+class _Drawn:
+    """Choices drawn by Hypothesis, so that they shrink."""
+
+    def __init__(self, draw: st.DrawFn) -> None:
+        self._draw = draw
+
+    def integer(self, low: int, high: int) -> int:
+        return self._draw(st.integers(low, high))
+
+    def boolean(self) -> bool:
+        return self._draw(st.booleans())
+
+    def choice(self, options: Sequence[_T]) -> _T:
+        return self._draw(st.sampled_from(options))
+
+    def same_or_integer(self, value: int, low: int, high: int) -> int:
+        return self._draw(st.one_of(st.just(value), st.integers(low, high)))
+
+
+def _sizes_for(choose: Choices, need: int, extra: int) -> int:
     """A spatial size of at least ``need`` (and at least 1)."""
-    return draw(st.integers(max(1, need), max(1, need) + extra))
+    return choose.integer(max(1, need), max(1, need) + extra)
 
 
 @dataclass(frozen=True)
@@ -117,12 +152,12 @@ class Limits:
     batch: int
 
 
-def size_limits(draw: st.DrawFn, rank: int) -> Limits:
+def size_limits(choose: Choices, rank: int, large: bool | None = None) -> Limits:
     """Small cases mostly; sometimes larger ones, where blocked and tiled kernels break.
 
-    The class is drawn as a boolean, so shrinking always falls back to small.
+    The class is drawn as a boolean (unless ``large`` is given), so shrinking always falls back to small.
     """
-    large = draw(st.booleans())
+    large = choose.boolean() if large is None else large
     if rank == 3:
         return Limits(2, 2, 2, 3, 2, 2, 3, 3) if not large else Limits(3, 3, 3, 3, 3, 2, 6, 3)
     if not large:
@@ -130,89 +165,118 @@ def size_limits(draw: st.DrawFn, rank: int) -> Limits:
     return Limits(6, 4, 5, 4, 3, 3, 40 if rank == 1 else 20, 5)
 
 
-@st.composite
-def conv_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, *, rank: int | None = None,
-                  max_batch: int | None = None, single_channel: bool = False) -> Problem:
-    """Valid convolution problems inside ``caps``: rank, groups, kernel, stride, dilation, padding."""
-    rank = rank if rank is not None else draw(st.sampled_from(sorted(caps.spatial_ranks)))
-    lim = size_limits(draw, rank)
+def _build_conv(choose: Choices, caps: Capabilities, dtype: str, *, rank: int | None = None,
+                max_batch: int | None = None, single_channel: bool = False, large: bool | None = None) -> Problem:
+    rank = rank if rank is not None else choose.choice(sorted(caps.spatial_ranks))
+    lim = size_limits(choose, rank, large)
     if single_channel:
         groups, c_in, c_out = 1, 1, 1
     else:
-        groups = draw(st.integers(1, lim.groups)) if caps.groups else 1
-        c_in = groups * draw(st.integers(1, lim.channels))
-        c_out = groups * draw(st.integers(1, lim.channels))
-    kernel = tuple(draw(st.integers(1, lim.kernel)) for _ in range(rank))
-    stride = tuple(draw(st.integers(1, lim.stride)) for _ in range(rank))
-    dilation = tuple(draw(st.integers(1, lim.dilation)) if caps.dilation else 1 for _ in range(rank))
-    padding = _draw_padding(draw, caps, kernel, limit=None, most=lim.pad)
+        groups = choose.integer(1, lim.groups) if caps.groups else 1
+        c_in = groups * choose.integer(1, lim.channels)
+        c_out = groups * choose.integer(1, lim.channels)
+    kernel = tuple(choose.integer(1, lim.kernel) for _ in range(rank))
+    stride = tuple(choose.integer(1, lim.stride) for _ in range(rank))
+    dilation = tuple(choose.integer(1, lim.dilation) if caps.dilation else 1 for _ in range(rank))
+    padding = _choose_padding(choose, caps, kernel, limit=None, most=lim.pad)
     spatial = tuple(
-        _sizes_for(draw, d * (k - 1) + 1 - lo - hi, lim.extra)
+        _sizes_for(choose, d * (k - 1) + 1 - lo - hi, lim.extra)
         for k, d, (lo, hi) in zip(kernel, dilation, padding)
     )
-    batch = draw(st.integers(1, lim.batch if max_batch is None else max_batch))
+    batch = choose.integer(1, lim.batch if max_batch is None else max_batch)
     return Problem(
-        "conv", dtype, (batch, c_in, *spatial), (c_out, c_in // groups, *kernel), draw(st.booleans()),
+        "conv", dtype, (batch, c_in, *spatial), (c_out, c_in // groups, *kernel), choose.boolean(),
         {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups},
     )
 
 
-def _draw_padding(draw: st.DrawFn, caps: Capabilities, kernel: tuple[int, ...],
-                  limit: Literal["half_kernel"] | None, most: int = 2) -> Padding:
+def _choose_padding(choose: Choices, caps: Capabilities, kernel: tuple[int, ...],
+                    limit: Literal["half_kernel"] | None, most: int = 2) -> Padding:
     pairs = []
     for k in kernel:
         top = most if limit is None else min(most + 1, k // 2)
-        lo = draw(st.integers(0, top))
-        hi = draw(st.integers(0, top)) if caps.asymmetric_padding else lo
+        lo = choose.integer(0, top)
+        hi = choose.integer(0, top) if caps.asymmetric_padding else lo
         pairs.append((lo, hi))
     return tuple(pairs)
 
 
-@st.composite
-def pool_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, op: OpName, *, rank: int | None = None,
-                  max_batch: int | None = None, ceil_mode: bool | None = None) -> Problem:
-    """Valid max or average pooling problems inside ``caps``."""
-    rank = rank if rank is not None else draw(st.sampled_from(sorted(caps.spatial_ranks)))
-    lim = size_limits(draw, rank)
-    kernel = tuple(draw(st.integers(1, lim.kernel)) for _ in range(rank))
-    stride = tuple(draw(st.integers(1, lim.stride)) for _ in range(rank))
+def _build_pool(choose: Choices, caps: Capabilities, dtype: str, op: OpName, *, rank: int | None = None,
+                max_batch: int | None = None, ceil_mode: bool | None = None, large: bool | None = None) -> Problem:
+    rank = rank if rank is not None else choose.choice(sorted(caps.spatial_ranks))
+    lim = size_limits(choose, rank, large)
+    kernel = tuple(choose.integer(1, lim.kernel) for _ in range(rank))
+    stride = tuple(choose.integer(1, lim.stride) for _ in range(rank))
     dilated = caps.max_pool_dilation if op == "max_pool" else caps.avg_pool_dilation
-    dilation = tuple(draw(st.integers(1, lim.dilation)) if dilated else 1 for _ in range(rank))
+    dilation = tuple(choose.integer(1, lim.dilation) if dilated else 1 for _ in range(rank))
     limit: Literal["half_kernel"] | None = "half_kernel" if caps.pool_padding == "half_kernel" else None
-    padding = _draw_padding(draw, caps, kernel, limit, most=lim.pad)
+    padding = _choose_padding(choose, caps, kernel, limit, most=lim.pad)
     spatial = tuple(
-        _sizes_for(draw, d * (k - 1) + 1 - lo - hi, lim.extra)
+        _sizes_for(choose, d * (k - 1) + 1 - lo - hi, lim.extra)
         for k, d, (lo, hi) in zip(kernel, dilation, padding)
     )
     if ceil_mode is None:
-        ceil_mode = draw(st.booleans()) if caps.ceil_mode else False
+        ceil_mode = choose.boolean() if caps.ceil_mode else False
     params: dict[str, Any] = {
         "kernel_size": kernel, "stride": stride, "padding": padding, "dilation": dilation, "ceil_mode": ceil_mode,
     }
     if op == "avg_pool":
-        params["count_include_pad"] = draw(st.sampled_from(sorted(caps.count_include_pad, reverse=True)))
-    channels = draw(st.integers(1, lim.channels))
-    batch = draw(st.integers(1, lim.batch if max_batch is None else max_batch))
+        params["count_include_pad"] = choose.choice(sorted(caps.count_include_pad, reverse=True))
+    channels = choose.integer(1, lim.channels)
+    batch = choose.integer(1, lim.batch if max_batch is None else max_batch)
     return Problem(op, dtype, (batch, channels, *spatial), None, False, params)
 
 
+def _build_linear(choose: Choices, caps: Capabilities, dtype: str, *, max_batch: int | None = None,
+                  large: bool | None = None) -> Problem:
+    top = 70 if (choose.boolean() if large is None else large) else 8
+    n_in = choose.integer(1, top)
+    n_out = choose.same_or_integer(n_in, 1, top)
+    batch = choose.integer(1, 4 if max_batch is None else max_batch)
+    return Problem("linear", dtype, (batch, n_in), (n_out, n_in), choose.boolean(), {})
+
+
+def build_problem(choose: Choices, op: OpName, caps: Capabilities, dtype: str, **kwargs: Any) -> Problem:
+    """A valid problem of ``op`` from ``choose``'s choices (the keyword arguments as for :func:`problems`)."""
+    if op == "conv":
+        return _build_conv(choose, caps, dtype, **kwargs)
+    if op == "linear":
+        return _build_linear(choose, caps, dtype, **kwargs)
+    return _build_pool(choose, caps, dtype, op, **kwargs)
+
+
 @st.composite
-def linear_problems(draw: st.DrawFn, caps: Capabilities, dtype: str, *, max_batch: int | None = None) -> Problem:
-    """Linear problems: square and non-square weights, bias or not; sometimes wide enough for blocked GEMMs."""
-    top = 70 if draw(st.booleans()) else 8
-    n_in = draw(st.integers(1, top))
-    n_out = draw(st.one_of(st.just(n_in), st.integers(1, top)))
-    batch = draw(st.integers(1, 4 if max_batch is None else max_batch))
-    return Problem("linear", dtype, (batch, n_in), (n_out, n_in), draw(st.booleans()), {})
+def _drawn_problems(draw: st.DrawFn, op: OpName, caps: Capabilities, dtype: str, kwargs: dict[str, Any]) -> Problem:
+    return build_problem(_Drawn(draw), op, caps, dtype, **kwargs)
 
 
 def problems(op: OpName, caps: Capabilities, dtype: str, **kwargs: Any) -> st.SearchStrategy[Problem]:
-    """The problem strategy of any operation."""
-    if op == "conv":
-        return conv_problems(caps, dtype, **kwargs)
-    if op == "linear":
-        return linear_problems(caps, dtype, **kwargs)
-    return pool_problems(caps, dtype, op, **kwargs)
+    """Valid problems of any operation inside ``caps``, built valid (sizes drawn after the parameters they fit).
+
+    Keyword arguments narrow them: ``rank``, ``max_batch``, and ``single_channel`` (conv) or ``ceil_mode`` (pooling).
+    For a backend that declares ``compiles_per_shape``, the problems come from a small fixed pool instead
+    (:func:`conformance.shape_pool.pooled`), so that each shape compiles once while values vary.
+    """
+    if caps.compiles_per_shape:
+        from conformance.shape_pool import pooled
+
+        return st.sampled_from(pooled(op, caps, dtype, kwargs))
+    return _drawn_problems(op, caps, dtype, kwargs)
+
+
+def conv_problems(caps: Capabilities, dtype: str, **kwargs: Any) -> st.SearchStrategy[Problem]:
+    """Valid convolution problems inside ``caps``: rank, groups, kernel, stride, dilation, padding."""
+    return problems("conv", caps, dtype, **kwargs)
+
+
+def pool_problems(caps: Capabilities, dtype: str, op: OpName, **kwargs: Any) -> st.SearchStrategy[Problem]:
+    """Valid max or average pooling problems inside ``caps``."""
+    return problems(op, caps, dtype, **kwargs)
+
+
+def linear_problems(caps: Capabilities, dtype: str, **kwargs: Any) -> st.SearchStrategy[Problem]:
+    """Linear problems: square and non-square weights, bias or not; sometimes wide enough for blocked GEMMs."""
+    return problems("linear", caps, dtype, **kwargs)
 
 
 # --------------------------------------------------------------------------- values

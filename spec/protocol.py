@@ -149,6 +149,10 @@ class Capabilities:
     nonfinite: bool = True
     #: The accuracy class of the backend's convolutions (see spec.accuracy).
     accuracy: AccuracyClass = "fast"
+    #: The backend compiles a kernel per input shape and parameter set (``jax.jit``, XLA, TVM, tinygrad):
+    #: the suite then draws shapes from a small pool per operation and dtype and varies the values, so
+    #: each shape compiles once (see conformance/shape_pool.py). Not a narrowing: nothing is left out.
+    compiles_per_shape: bool = False
     #: Free-form notes shown in reports (e.g. "uses oneDNN").
     notes: tuple[str, ...] = field(default=())
 
@@ -169,7 +173,7 @@ class Capabilities:
         full = Capabilities()
         out: list[str] = []
         for f in fields(self):
-            if f.name in ("accuracy", "notes"):
+            if f.name in ("accuracy", "notes", "compiles_per_shape"):
                 continue
             mine, everything = getattr(self, f.name), getattr(full, f.name)
             if mine == everything:

@@ -24,7 +24,12 @@ Translation rules:
   reported as :class:`spec.UnsupportedError`.
 
 Every operation is ``jax.jit``-compiled once per configuration (parameters
-static, shapes and dtypes as JAX specialises them).
+static, shapes and dtypes as JAX specialises them); the adapter declares
+``compiles_per_shape``, so the suite draws shapes from small pools and each
+compiles once. Compiled code is kept between runs in XLA's persistent
+compilation cache, under the user's cache directory (``~/.cache/convspec/jax``;
+see :mod:`conformance.cache`; ``convspec check --no-cache`` or
+``CONVSPEC_NO_CACHE=1`` turns it off).
 """
 
 from __future__ import annotations
@@ -40,16 +45,32 @@ from jax import lax
 
 import spec
 from conformance.backends._translate import as_padding, ceil_overhang, framework_limits, fresh, spec_pool_slices
+from conformance.cache import cache_dir
 from spec import Array, Padding
 
 # jax.config.update is unannotated; this is the signature it has.
 _update_config: Callable[[str, Any], None] = jax.config.update
 _update_config("jax_enable_x64", True)
 
+
+def _use_compilation_cache() -> None:
+    """XLA's persistent compilation cache in convspec's cache directory, for every kernel however small."""
+    directory = cache_dir("jax")
+    if directory is None:
+        return
+    _update_config("jax_compilation_cache_dir", str(directory))
+    # The defaults skip kernels that compile in under a second or are small; the suite's are all small.
+    _update_config("jax_persistent_cache_min_compile_time_secs", 0.0)
+    _update_config("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
+_use_compilation_cache()
+
 #: The framework version, shown in reports.
 VERSION: str = jax.__version__
 
 CAPABILITIES = spec.Capabilities(
+    compiles_per_shape=True,
     notes=(
         f"jax {jax.__version__}; backward by jax.vjp; jax_enable_x64 on",
         "average pooling is reduce_window(add) / window count; ceil mode is extra after-padding",
