@@ -21,6 +21,12 @@ choices taken from a generator seeded by the run's ``--seed``:
 * an integer choice is one of its bounds a third of the time and, in wide
   ranges, often a power of two or one off it (4 ± 1, ..., 64 ± 1: where
   blocked and vectorised kernels change code path); uniform otherwise;
+* of six candidates per entry, the pool keeps those that cover the most
+  edge cases not yet covered (:func:`features`: per axis a kernel, stride or
+  dilation above one, padding before, after or uneven, a single output,
+  strides longer than the window, overlapping windows, sizes next to a power
+  of two; windows entirely in padding; groups; ceil mode adding a window, with
+  each ``count_include_pad``; a bias; square and non-square linear layers);
 * pooled problems have a batch of at least one: the ``empty-batch`` rule
   builds N = 0 itself, as ``empty-windows`` builds windows entirely in padding.
 
@@ -41,6 +47,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+import spec
 from conformance.strategies import Problem, build_problem
 from spec import Capabilities, OpName
 
@@ -50,6 +57,8 @@ _T = TypeVar("_T")
 POOL_SIZES: dict[str, int] = {"quick": 4, "ci": 8, "thorough": 32}
 #: Powers of two, whose neighbours are where blocked and vectorised kernels change code path.
 _BLOCKS = (4, 8, 16, 32, 64)
+#: Candidates drawn per pool entry; the pool keeps those that cover the most edge cases.
+_CANDIDATES = 6
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,71 @@ def _size(problem: Problem) -> int:
     return math.prod(problem.x_shape) + (math.prod(problem.w_shape) if problem.w_shape is not None else 0)
 
 
+def features(problem: Problem) -> set[tuple[Any, ...]]:
+    """The edge cases a problem exercises, per axis where it matters: what the pool tries to cover.
+
+    >>> from conformance.strategies import Problem
+    >>> sorted(features(Problem("linear", "float64", (2, 8), (8, 8), True)))
+    [('batch>1',), ('bias',), ('square',), ('width', 'block')]
+    """
+    out: set[tuple[Any, ...]] = set()
+    if problem.x_shape[0] > 1:
+        out.add(("batch>1",))
+    if problem.bias:
+        out.add(("bias",))
+    if problem.op == "linear":
+        assert problem.w_shape is not None
+        n_out, n_in = problem.w_shape
+        out.add(("square",) if n_out == n_in else ("wide",) if n_out > n_in else ("narrow",))
+        for n in (n_in, n_out):
+            if n > 1 and any(abs(n - b) <= 1 for b in _BLOCKS):
+                out.add(("width", "block"))
+            elif n > 16:
+                out.add(("width", "odd"))
+        return out
+    p, rank = problem.params, problem.spatial_rank
+    out.add(("rank", rank))
+    kernel = p["kernel_size"] if "kernel_size" in p else problem.w_shape[2:] if problem.w_shape else ()
+    sizes = problem.output_shape()[2:]
+    for axis, (n, k, s, d, (lo, hi), o) in enumerate(zip(problem.x_shape[2:], kernel, p["stride"], p["dilation"],
+                                                        p["padding"], sizes)):
+        flags = {"kernel>1": k > 1, "stride>1": s > 1, "dilation>1": d > 1, "pad-before": lo > 0, "pad-after": hi > 0,
+                 "asymmetric": lo != hi, "one-output": o == 1, "stride>kernel": s > k, "overlap": s < (k - 1) * d + 1,
+                 "wide": n > 8, "near-block": any(abs(n - b) <= 1 for b in _BLOCKS[1:])}
+        out |= {(name, axis) for name, on in flags.items() if on}
+        if any(all(not 0 <= i * s + j * d - lo < n for j in range(k)) for i in range(o)):
+            out.add(("empty-window",))
+    if problem.op == "conv":
+        assert problem.w_shape is not None
+        groups = p["groups"]
+        out |= {("groups>1",)} if groups > 1 else set()
+        out |= {("channels-in>1",)} if problem.w_shape[1] > 1 else set()
+        out |= {("channels-out>1",)} if problem.w_shape[0] // groups > 1 else set()
+        return out
+    if problem.x_shape[1] > 1:
+        out.add(("channels>1",))
+    include = p.get("count_include_pad")
+    out.add(("ceil_mode", p["ceil_mode"], include))
+    if p["ceil_mode"]:
+        floor = spec.pool_output_shape(np.empty(problem.x_shape), **{**{k: v for k, v in p.items()
+                                                                          if k != "count_include_pad"}, "ceil_mode": False})
+        if floor != problem.output_shape():  # ceil mode adds a last window overhanging the padded input
+            out.add(("ceil-window", include))
+    return out
+
+
+def _select(candidates: list[Problem], size: int) -> list[Problem]:
+    """``size`` candidates, greedily covering the most features not yet covered (the first candidate first)."""
+    chosen, covered = [candidates[0]], features(candidates[0])
+    rest = candidates[1:]
+    while rest and len(chosen) < size:
+        gains = [len(features(c) - covered) for c in rest]
+        best = max(range(len(rest)), key=lambda i: (gains[i], -i))  # ties: the earlier candidate
+        covered |= features(rest[best])
+        chosen.append(rest.pop(best))
+    return chosen
+
+
 @functools.lru_cache(maxsize=512)
 def _pool(op: OpName, caps: Capabilities, dtype: str, kwargs: tuple[tuple[str, Any], ...], seed: int,
           size: int) -> tuple[Problem, ...]:
@@ -146,9 +220,7 @@ def _pool(op: OpName, caps: Capabilities, dtype: str, kwargs: tuple[tuple[str, A
     ranks = [0] if op == "linear" else [narrowing["rank"]] if "rank" in narrowing else sorted(caps.spatial_ranks)
     found = {(least := build_problem(_Least(), op, caps, dtype, **narrowing)).describe(): least}
     stream = zlib.crc32(f"{op}/{dtype}/{kwargs!r}".encode())
-    for index in range(1, 4 * size):  # duplicates are dropped; a few spare attempts fill the pool
-        if len(found) >= size:
-            break
+    for index in range(1, _CANDIDATES * size):
         slot = index - 1
         extra: dict[str, Any] = {"large": (slot // len(ranks)) % 2 == 1}
         if op != "linear" and "rank" not in narrowing:
@@ -156,7 +228,7 @@ def _pool(op: OpName, caps: Capabilities, dtype: str, kwargs: tuple[tuple[str, A
         rng = np.random.default_rng([seed & 0xFFFFFFFF, stream, index])
         problem = build_problem(_Seeded(rng), op, caps, dtype, **narrowing, **extra)
         found.setdefault(problem.describe(), problem)
-    return tuple(sorted(found.values(), key=_size))
+    return tuple(sorted(_select(list(found.values()), size), key=_size))
 
 
-__all__ = ["POOL_SIZES", "PoolSettings", "pool_settings", "pooled", "restore_pool_settings", "use_pool_settings"]
+__all__ = ["POOL_SIZES", "PoolSettings", "features", "pool_settings", "pooled", "restore_pool_settings", "use_pool_settings"]
