@@ -56,7 +56,9 @@ def result_from_dict(data: dict[str, Any]) -> RuleResult:
                       int(data.get("examples", 0)), float(data.get("seconds", 0.0)), findings,
                       str(data.get("note", "")), bool(data.get("replayed", False)), checked=int(data.get("checked", 0)),
                       declined=int(data.get("declined", 0)),
-                      declined_reasons={str(k): int(v) for k, v in (data.get("declined_reasons") or {}).items()})
+                      declined_reasons={str(k): int(v) for k, v in (data.get("declined_reasons") or {}).items()},
+                      first_call_seconds=float(data.get("first_call_seconds", 0.0)),
+                      first_calls=int(data.get("first_calls", 0)))
 
 
 def _finding_from_dict(v: dict[str, Any]) -> Finding:
@@ -75,6 +77,7 @@ def report_from_dict(data: dict[str, Any]) -> RunReport:
         [result_from_dict(r) for r in data["results"]], [str(u) for u in data.get("uncovered", [])],
         {str(k): str(v) for k, v in data.get("versions", {}).items()}, float(data.get("seconds", 0.0)),
         bool(data.get("stopped_early", False)), data.get("shard"), [str(s) for s in data.get("slow", [])],
+        compiles_per_shape=bool(data.get("compiles_per_shape", False)),
     )
 
 
@@ -132,7 +135,8 @@ def merge(reports: Sequence[RunReport], names: Sequence[str] | None = None) -> R
             versions[key] = value if seen is None or value in seen.split(" | ") else f"{seen} | {value}"
     return RunReport(first.backend, first.target, first.profile, first.seed, list(first.ops), list(first.dtypes),
                      results, uncovered, versions, sum(r.seconds for r in reports),
-                     any(r.stopped_early for r in reports), None)
+                     any(r.stopped_early for r in reports), None,
+                     compiles_per_shape=any(r.compiles_per_shape for r in reports))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

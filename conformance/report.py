@@ -214,7 +214,8 @@ def to_dict(report: RunReport, *, timings: bool = True) -> dict[str, Any]:
         "backend": report.backend, "target": report.target, "profile": report.profile, "seed": report.seed,
         "ops": report.ops, "dtypes": report.dtypes, "conformant": report.conformant,
         "stopped_early": report.stopped_early, "shard": report.shard, "versions": report.versions,
-        "uncovered": report.uncovered, "checked": report.checked, "summary": summary_table(report),
+        "uncovered": report.uncovered, "compiles_per_shape": report.compiles_per_shape,
+        "checked": report.checked, "summary": summary_table(report),
         "start_here": start_here(report), "results": [result(r) for r in report.results],
     }
     if timings:
