@@ -20,13 +20,14 @@ from dataclasses import dataclass, replace
 import pytest
 from hypothesis import strategies as st
 
+from conformance.context import derive
 from conformance.invoke import Caller
 from conformance.loader import LoadedBackend, load_backend
 from conformance.report import failure_text
 from conformance.rules import ALL_OPS, RULES_BY_ID
 from conformance.runner import RuleResult, make_caller, run
-from conformance.strategies import Problem, cases
-from spec import OpName
+from conformance.strategies import Case, Problem, cases
+from spec import Capabilities, OpName
 
 SEEDS = range(5)
 DTYPES = ["float64", "float32"]
@@ -63,6 +64,8 @@ class Divergence:
     message: str
     #: For invalid-params: the one mutation the targeted run tries.
     mutation: str | None = None
+    #: The targeted run's cases have an empty batch (ordinary generation has N >= 1; N = 0 is empty-batch's).
+    empty_batch: bool = False
 
 
 def _summary(result: RuleResult) -> str:
@@ -104,7 +107,7 @@ KNOWN: tuple[Divergence, ...] = (
                r"raised RuntimeError on a valid call: input image .* smaller than kernel size"),
     Divergence("T5", "torch", "with an empty batch, convolution skips its dilation check",
                _invalid_accepted("conv", "dilation=0", empty_batch=True), ("invalid-params", "conv", "float64"),
-               r"accepted an invalid call \(dilation=0\)", "dilation=0"),
+               r"accepted an invalid call \(dilation=0\)", "dilation=0", empty_batch=True),
     Divergence("T6", "torch", "linear, max pooling and average pooling accept integer tensors",
                _invalid_accepted(None, "integer dtype"),
                ("invalid-params", "avg_pool", "float64"), r"accepted an invalid call \(integer dtype\)", "integer dtype"),
@@ -183,8 +186,15 @@ def test_known_divergence_is_reported_precisely(divergence: Divergence) -> None:
     rule_id, op, dtype = divergence.reproduce
     rule = RULES_BY_ID[rule_id]
     if divergence.mutation is not None:
-        mutation = divergence.mutation
-        rule = replace(rule, strategy=lambda op, caps, dtype: st.tuples(cases(op, caps, dtype), st.just(mutation)))
+        mutation, empty = divergence.mutation, divergence.empty_batch
+
+        def invalid(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[tuple[Case, str]]:
+            drawn = cases(op, caps, dtype)
+            if empty:
+                drawn = drawn.map(lambda case: derive(case, x=case.inputs.x[:0].copy()))
+            return st.tuples(drawn, st.just(mutation))
+
+        rule = replace(rule, strategy=invalid)
     found: list[RuleResult] = []
     for seed in SEEDS:
         report = run(backend, ops=[op], dtypes=[dtype], profile="ci", seed=seed, rules=[rule],
