@@ -135,10 +135,12 @@ class ConvspecItem(pytest.Item):
     def runtest(self) -> None:
         from conformance.report import failure_text
         from conformance.runner import run_item
+        from conformance.shape_pool import POOL_SIZES, pool_settings
 
         assert self.plan_item is not None and isinstance(self.parent, ConvspecBackend)
-        result = run_item(self.parent.context(), self.plan_item, self.config.getoption("convspec_seed"),
-                          _database(self.config))
+        seed = self.config.getoption("convspec_seed")
+        with pool_settings(seed, POOL_SIZES[self.config.getoption("convspec_profile")]):  # compile-per-shape backends
+            result = run_item(self.parent.context(), self.plan_item, seed, _database(self.config))
         if result.status in ("failed", "error"):
             raise ConvspecFailure(failure_text(result))
         if result.status != "passed":
