@@ -340,6 +340,9 @@ def test_ceiling_is_cached_per_machine_and_remeasured_on_request(tmp_path: Path)
     assert ceilings()["float64"].gflops == 50.0, "the remeasured value was not cached"
     (tmp_path / bench.measuring.CEILING_CACHE_FILE).write_text("{not json")
     assert not ceilings()["float64"].cached and len(calls) == 8   # an unreadable cache is measured over
+    busy = bench.matmul_ceilings(("float64",), 64, clock="wall", machine="cpu C", cache_dir=tmp_path,
+                                 measure=fake_measure, store=False)   # measured under load: this run only
+    assert not busy["float64"].cached and "cpu C" not in (tmp_path / bench.measuring.CEILING_CACHE_FILE).read_text()
 
 
 def test_unwritable_cache_still_measures(tmp_path: Path) -> None:
@@ -349,7 +352,10 @@ def test_unwritable_cache_still_measures(tmp_path: Path) -> None:
     assert result["float64"].gflops > 0 and not result["float64"].cached
 
 
-def test_cli_reuses_the_cached_ceiling(_private_cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reuses_the_cached_ceiling(
+    _private_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(bench, "environment_info", _quiet_environment)
     argv = ["bench", "reference", "--quick", "--repeats", "1", "--dtypes", "float64", "--no-check",
             "--problem", "fc n2 c8 o4"]
     assert main(argv) == 0
@@ -361,6 +367,33 @@ def test_cli_reuses_the_cached_ceiling(_private_cache: Path, capsys: pytest.Capt
     assert main([*argv, "--remeasure-ceiling"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if "matmul ceiling" in x)
     assert "cached" not in line and "measured 20" in line
+
+
+def _quiet_environment() -> dict[str, object]:
+    """This machine's environment, with a load average of an idle machine."""
+    from conformance.bench.environment import environment_info
+
+    info = environment_info()
+    info["load_average_1min"] = 0.1
+    return info
+
+
+def test_a_ceiling_measured_under_load_is_not_cached(
+    _private_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from conformance.bench.environment import environment_info
+
+    def busy() -> dict[str, object]:
+        info = environment_info()
+        info["load_average_1min"] = 7.5
+        return info
+
+    monkeypatch.setattr(bench, "environment_info", busy)
+    argv = ["bench", "reference", "--quick", "--repeats", "1", "--dtypes", "float64", "--no-check",
+            "--problem", "fc n2 c8 o4"]
+    assert main(argv) == 0
+    assert "measured while the machine was busy" in capsys.readouterr().err
+    assert not (_private_cache / "matmul_ceiling.json").exists()
 
 
 # ---- the conformance check ----------------------------------------------------------------------------------

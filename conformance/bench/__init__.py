@@ -89,13 +89,17 @@ def run_bench(options: BenchOptions, *, out: TextIO, err: TextIO) -> BenchResult
             baseline = dataclasses.replace(baseline, name=options.baseline, target=f"{baseline.target}, native path")
     environment = environment_info()
     load = environment["load_average_1min"]
-    if load is not None and load > LOAD_WARNING:
+    busy = load is not None and load > LOAD_WARNING
+    if busy:
         print(f"convspec: warning: load average {load:.1f} on {environment['cpu_count']} CPUs: "
               "other processes compete for the cores and the times will be noisy", file=err)
     ceilings = matmul_ceilings(
         CEILING_DTYPES, options.ceiling_size, clock=options.clock, machine=machine_key(environment),
-        remeasure=options.remeasure_ceiling,
+        remeasure=options.remeasure_ceiling, store=not busy,
     )
+    if busy and not any(c.cached for c in ceilings.values()):
+        print("convspec: warning: the matmul ceiling was measured while the machine was busy; "
+              "it is used for this run and not cached", file=err)
     result = BenchResult(options, backend.target, baseline.target if baseline else None, ceilings, environment)
     printer = TablePrinter(result, out)
     printer.start()

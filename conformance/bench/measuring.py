@@ -94,14 +94,15 @@ CEILING_CACHE_FILE = "matmul_ceiling.json"
 
 def matmul_ceilings(
     dtypes: tuple[str, ...], size: int, *, clock: str, machine: str, remeasure: bool = False,
-    cache_dir: Path | None = None, measure: Callable[..., Ceiling] = measure_matmul_ceiling,
+    cache_dir: Path | None = None, measure: Callable[..., Ceiling] = measure_matmul_ceiling, store: bool = True,
 ) -> dict[str, Ceiling]:
     """The matmul ceiling per dtype: this machine's cached value, else (or with ``remeasure``) measured and cached.
 
     Measuring takes seconds, most of a small run; the rate changes only with the CPU,
     NumPy and its BLAS, which ``machine`` (:func:`~conformance.bench.environment.machine_key`)
     names, so the cache is keyed by it, the matrix size and the clock. A cache that
-    cannot be read or written is ignored.
+    cannot be read or written is ignored. ``store=False`` (a measurement taken while
+    other processes load the machine, and so too low) is used for this run only.
     """
     path = (cache_dir if cache_dir is not None else user_cache_dir()) / CEILING_CACHE_FILE
     key = f"{machine} | {size}x{size} | {clock} clock"
@@ -126,6 +127,8 @@ def matmul_ceilings(
     if len(found) == len(dtypes):
         return found
     ceilings = {dtype: measure(dtype, size, clock=CLOCKS[clock]) for dtype in dtypes}
+    if not store:
+        return ceilings
     entries[key] = {
         dtype: {"gflops": c.gflops, "median_gflops": c.median_gflops, "measured_at": c.measured_at}
         for dtype, c in ceilings.items()
