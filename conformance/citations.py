@@ -20,12 +20,46 @@ _BACKWARD = {"conv": ("CONV-C11", "CONV-C12", "CONV-C13", "CONV-C15"),
              "avg_pool": ("AVGPOOL-C11", "AVGPOOL-C14"),
              "linear": ("LINEAR-C6", "LINEAR-C8")}
 
+#: What every checked call reaches: the protocol functions (BACKEND-C1), the declared capabilities
+#: bounding generation (BACKEND-C4, BACKEND-C5) and UnsupportedError counted as not covered (BACKEND-C6).
+_PROTOCOL = ("BACKEND-C1", "BACKEND-C4", "BACKEND-C5", "BACKEND-C6")
+_CONTRACT: dict[str, tuple[str, ...]] = {"conv": ("CONV-C16", "BACKEND-C2"), "max_pool": ("MAXPOOL-C15", "BACKEND-C2"),
+             "avg_pool": ("AVGPOOL-C15", "BACKEND-C2"), "linear": ("LINEAR-C9", "BACKEND-C2")}
+
+#: The constraints each invalid-params mutation (conformance.rules.INVALID_MUTATIONS) reaches.
+MUTATION_CITATIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "conv": {"stride=0": ("CONV-C5",), "dilation=0": ("CONV-C5",), "negative padding": ("CONV-C6",),
+             "groups not dividing C_in": ("CONV-C4",), "w.shape[1] mismatch": ("CONV-C4",),
+             "bias shape mismatch": ("CONV-C1",), "x of rank 2": ("CONV-C1",), "integer dtype": ("CONV-C2",),
+             "empty output": ("CONV-C8",), "dy shape mismatch": ("CONV-C10",), "groups not dividing C_out": ("CONV-C4",),
+             "groups=0": ("CONV-C4",), "kernel size 0": ("CONV-C1",), "C_in=0": ("CONV-C1",),
+             "mixed dtypes": ("CONV-C2",), "bool inputs": ("CONV-C2",), "dy dtype mismatch": ("CONV-C10",)},
+    "max_pool": {"kernel_size=0": ("MAXPOOL-C4",), "stride=0": ("MAXPOOL-C4",), "dilation=0": ("MAXPOOL-C4",),
+                 "negative padding": ("MAXPOOL-C4",), "empty output": ("MAXPOOL-C5",), "integer dtype": ("MAXPOOL-C2",),
+                 "x of rank 2": ("MAXPOOL-C1",), "dy shape mismatch": ("MAXPOOL-C9",), "C=0": ("MAXPOOL-C1",),
+                 "non-bool ceil_mode": ("MAXPOOL-C4",), "bool inputs": ("MAXPOOL-C2",),
+                 "dy dtype mismatch": ("MAXPOOL-C2", "MAXPOOL-C9")},
+    "avg_pool": {"kernel_size=0": ("AVGPOOL-C4",), "stride=0": ("AVGPOOL-C4",), "dilation=0": ("AVGPOOL-C4",),
+                 "negative padding": ("AVGPOOL-C4",), "empty output": ("AVGPOOL-C5",), "integer dtype": ("AVGPOOL-C2",),
+                 "x of rank 2": ("AVGPOOL-C1",), "dy shape mismatch": ("AVGPOOL-C10",), "C=0": ("AVGPOOL-C1",),
+                 "non-bool ceil_mode": ("AVGPOOL-C4",), "non-bool count_include_pad": ("AVGPOOL-C4",),
+                 "bool inputs": ("AVGPOOL-C2",), "dy dtype mismatch": ("AVGPOOL-C2", "AVGPOOL-C10")},
+    "linear": {"w.shape[1] mismatch": ("LINEAR-C1",), "bias shape mismatch": ("LINEAR-C1",),
+               "integer dtype": ("LINEAR-C2",), "dy shape mismatch": ("LINEAR-C5",), "in_features=0": ("LINEAR-C1",),
+               "mixed dtypes": ("LINEAR-C2",), "bool inputs": ("LINEAR-C2",), "dy dtype mismatch": ("LINEAR-C5",)},
+}
+_ERRORS = {"conv": "CONV-C14", "max_pool": "MAXPOOL-C13", "avg_pool": "AVGPOOL-C13", "linear": "LINEAR-C7"}
+
+
+def _invalid(op: str) -> tuple[str, ...]:
+    ids = {c for cs in MUTATION_CITATIONS[op].values() for c in cs}
+    return (_ERRORS[op], "BACKEND-C3", *sorted(ids))
+
+
 CITATIONS: dict[str, dict[str, tuple[str, ...]]] = {
-    "output-shape": _SHAPES,
-    "output-contract": {"conv": ("CONV-C16",), "max_pool": ("MAXPOOL-C15",), "avg_pool": ("AVGPOOL-C15",),
-                        "linear": ("LINEAR-C9",)},
-    "input-mutation": {"conv": ("CONV-C16",), "max_pool": ("MAXPOOL-C15",), "avg_pool": ("AVGPOOL-C15",),
-                       "linear": ("LINEAR-C9",)},
+    "output-shape": {op: (*ids, *_PROTOCOL) for op, ids in _SHAPES.items()},
+    "output-contract": _CONTRACT,
+    "input-mutation": _CONTRACT,
     "forward-values": _FORWARD,
     "backward-values": _BACKWARD,
     "correlate2d": {"conv": ("CONV-C3", "CONV-C11", "CONV-C12")},
@@ -34,22 +68,25 @@ CITATIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "metamorphic": {"conv": ("CONV-C3", "CONV-C4"), "max_pool": ("MAXPOOL-C3",), "avg_pool": ("AVGPOOL-C3",),
                     "linear": ("LINEAR-C3",)},
     "maxpool-pad-value": {"max_pool": ("MAXPOOL-C3",)},
-    "nan-propagation": {"conv": ("CONV-C15",), "max_pool": ("MAXPOOL-C6",), "avg_pool": ("AVGPOOL-C14",),
-                        "linear": ("LINEAR-C8",)},
+    "nan-propagation": {"conv": ("CONV-C17",), "max_pool": ("MAXPOOL-C6",), "avg_pool": ("AVGPOOL-C3", "AVGPOOL-C14"),
+                        "linear": ("LINEAR-C10",)},
+    "nonfinite-backward": {"conv": ("CONV-C17", "CONV-C19"), "max_pool": ("MAXPOOL-C10", "MAXPOOL-C12"),
+                           "avg_pool": ("AVGPOOL-C16",), "linear": ("LINEAR-C10", "LINEAR-C12")},
+    "overflow": {"conv": ("CONV-C18",), "linear": ("LINEAR-C11",)},
     "tie-routing": {"max_pool": ("MAXPOOL-C10",)},
     "ceil-mode": {"max_pool": ("MAXPOOL-C5",), "avg_pool": ("AVGPOOL-C5", "AVGPOOL-C6")},
     "avgpool-divisor": {"avg_pool": ("AVGPOOL-C6", "AVGPOOL-C7")},
     "empty-windows": {"max_pool": ("MAXPOOL-C7", "MAXPOOL-C11"), "avg_pool": ("AVGPOOL-C8", "AVGPOOL-C12")},
     "empty-batch": {"conv": ("CONV-C9",), "max_pool": ("MAXPOOL-C8",), "avg_pool": ("AVGPOOL-C9",),
                     "linear": ("LINEAR-C4",)},
-    "invalid-params": {"conv": ("CONV-C14",), "max_pool": ("MAXPOOL-C13",), "avg_pool": ("AVGPOOL-C13",),
-                       "linear": ("LINEAR-C7",)},
+    "invalid-params": {op: _invalid(op) for op in _ERRORS},
 }
 
-#: Constraints no conformance rule can check on a backend, and why.
-NOT_CHECKED_ON_BACKENDS: dict[str, str] = {
-    "MAXPOOL-C12": "the spec leaves gradients at NaN inputs unconstrained: nothing to check",
-}
+#: Rules that are not searches of their own: the checked caller raises them from every call of every rule.
+RAISED_BY_EVERY_CALL: frozenset[str] = frozenset({"output-contract", "input-mutation"})
+
+#: Constraints no conformance rule can check on a backend, and why (none today).
+NOT_CHECKED_ON_BACKENDS: dict[str, str] = {}
 
 
 def cited(rule: str, op: str) -> tuple[str, ...]:
@@ -61,7 +98,8 @@ def cited(rule: str, op: str) -> tuple[str, ...]:
     return CITATIONS.get(rule, {}).get(op, ())
 
 
-_DOCUMENTS = {"CONV": "conv.md", "MAXPOOL": "max_pool.md", "AVGPOOL": "avg_pool.md", "LINEAR": "linear.md"}
+_DOCUMENTS = {"CONV": "conv.md", "MAXPOOL": "max_pool.md", "AVGPOOL": "avg_pool.md", "LINEAR": "linear.md",
+              "BACKEND": "backends.md"}
 
 
 def anchor(constraint: str) -> str:

@@ -27,6 +27,14 @@ from conformance.compare import (
     forward_bound,
 )
 from conformance.context import Context, derive
+from conformance.nonfinite import (
+    check_nonfinite,
+    check_nonfinite_backward,
+    check_overflow,
+    nonfinite_applies,
+    nonfinite_cases,
+    overflow_cases,
+)
 from conformance.snippets import call_source
 from conformance.strategies import (
     ORDINARY_KINDS,
@@ -509,39 +517,6 @@ def check_maxpool_pad_value(ctx: Context, case: Case) -> None:
             ctx.snippet(case, [f"print({call_source('max_pool_forward', case)})  # all inputs < 0: so must be y"]))
 
 
-def _nonfinite_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[Case]:
-    def inject(case: Case, seed: int) -> Case:
-        rng = np.random.default_rng(seed)
-        x = case.inputs.x.copy()
-        if x.size:
-            flat = x.reshape(-1)
-            # The first value is always NaN: dropping NaN (fmax, nanmax, `a > b` comparisons) is the common bug.
-            for k in range(int(rng.integers(1, 4))):
-                flat[int(rng.integers(0, x.size))] = np.nan if k == 0 else rng.choice([np.nan, np.inf, -np.inf])
-        return derive(case, x=x)
-
-    return st.builds(inject, cases(op, caps, dtype), st.integers(0, 2**32 - 1))
-
-
-def check_nonfinite(ctx: Context, case: Case) -> None:
-    """NaN and infinities in x: the forward output's NaN/inf pattern matches the reference's (NaN never dropped)."""
-    y = np.asarray(ctx.forward("nan-propagation", case), dtype=F64)
-    want = expected_forward(case)
-    snippet = ctx.snippet(case, [f"print({call_source(case.problem.op + '_forward', case)})"])
-    fast = ctx.backend.capabilities.accuracy == "fast" and case.problem.op == "conv"
-    lost = np.isnan(want) & ~np.isnan(y)
-    if fast:  # a fast algorithm may smear a non-finite value over its slice; it may not lose one
-        lost = ~np.isfinite(want) & np.isfinite(y)
-    if lost.any():
-        where = tuple(int(k) for k in np.argwhere(lost)[0])
-        raise Violation("nan-propagation", f"a NaN or infinity in x was dropped: y{list(where)} = {y[where]!r}, "
-                        f"but should be {want[where]!r}", case, [f"{int(lost.sum())} of {y.size} outputs affected"],
-                        snippet)
-    if not fast:
-        compare("nan-propagation", "y", y, want, forward_bound(case, "direct") if case.problem.op != "max_pool"
-                else Bound(np.zeros(())), case, snippet)
-
-
 def check_tie_routing(ctx: Context, case: Case) -> None:
     """Inputs of only a few distinct values: each window's gradient goes to its first maximum."""
     grads = ctx.backward("tie-routing", case)
@@ -551,13 +526,27 @@ def check_tie_routing(ctx: Context, case: Case) -> None:
                                f"print({call_source('max_pool_backward', case, dy=True, backend='reference')})"]))
 
 
-def _tie_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[Case]:
-    def two_values(case: Case, seed: int) -> Case:
-        rng = np.random.default_rng(seed)
-        x = rng.integers(0, 2, size=case.problem.x_shape).astype(dtype)
-        return derive(case, x=x)
+TIE_VALUES: tuple[str, ...] = ("zero-one", "signed-zeros", "minus-inf")
 
-    return st.builds(two_values, cases(op, caps, dtype, kinds=("integers",)), st.integers(0, 2**32 - 1))
+
+def _tie_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[Case]:
+    """Few distinct values, so windows tie: 0 and 1; -0.0 and 0.0 (equal, MAXPOOL-C10); and, when the backend
+    takes non-finite inputs, real -inf values next to the padding (a real -inf beats the padding on a tie)."""
+    values = TIE_VALUES if caps.nonfinite else TIE_VALUES[:2]
+
+    def tied(case: Case, kind: str, seed: int) -> Case:
+        rng = np.random.default_rng(seed)
+        shape = case.problem.x_shape
+        if kind == "zero-one":
+            x = rng.integers(0, 2, size=shape).astype(F64)
+        elif kind == "signed-zeros":
+            x = np.where(rng.random(shape) < 0.5, -0.0, 0.0) - (rng.random(shape) < 0.2)
+        else:  # all -inf, or -inf with some -1
+            x = np.where(rng.random(shape) < float(rng.choice([1.0, 0.8])), -np.inf, -1.0)
+        return derive(case, x=x.astype(dtype))
+
+    return st.builds(tied, cases(op, caps, dtype, kinds=("integers",)), st.sampled_from(values),
+                     st.integers(0, 2**32 - 1))
 
 
 def _forward_and_backward(rule: str) -> Check:
@@ -577,9 +566,21 @@ def _forward_and_backward(rule: str) -> Check:
     return check
 
 
-def _ceil_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[Case]:
-    return st.builds(lambda pr, k, s: Case(pr, make_inputs(pr, k, s)), pool_problems(caps, dtype, op, ceil_mode=True),
-                     st.sampled_from(ORDINARY_KINDS), st.integers(0, 2**32 - 1))
+@st.composite
+def _ceil_cases(draw: st.DrawFn, op: OpName, caps: Capabilities, dtype: str) -> Case:
+    """Ceil-mode pooling; sometimes a dimension shorter than the (dilated) kernel, where only ceil mode
+    gives a window (n = 1, k = 2, s = 2: one window, overhanging the input)."""
+    problem = draw(pool_problems(caps, dtype, op, ceil_mode=True))
+    if draw(st.booleans()):
+        params = dict(problem.params)
+        d = params["dilation"][0]
+        k = draw(st.integers(2, 3))
+        s = draw(st.integers(2, 3))
+        span = d * (k - 1) + 1
+        n = draw(st.integers(max(1, span - s + 1), span - 1))
+        params = _set_first(_set_first(_set_first(params, "kernel_size", k), "stride", s), "padding", (0, 0))
+        problem = replace(problem, x_shape=(*problem.x_shape[:2], n, *problem.x_shape[3:]), params=params)
+    return Case(problem, make_inputs(problem, draw(st.sampled_from(ORDINARY_KINDS)), draw(st.integers(0, 2**32 - 1))))
 
 
 def _ceil_applies(op: OpName, caps: Capabilities) -> str | None:
@@ -630,14 +631,22 @@ def _empty_batch_applies(op: OpName, caps: Capabilities) -> str | None:
 
 INVALID_MUTATIONS: dict[str, tuple[str, ...]] = {
     "conv": ("stride=0", "dilation=0", "negative padding", "groups not dividing C_in", "w.shape[1] mismatch",
-             "bias shape mismatch", "x of rank 2", "integer dtype", "empty output", "dy shape mismatch"),
+             "bias shape mismatch", "x of rank 2", "integer dtype", "empty output", "dy shape mismatch",
+             "groups not dividing C_out", "groups=0", "kernel size 0", "C_in=0", "mixed dtypes", "bool inputs",
+             "dy dtype mismatch"),
     "max_pool": ("kernel_size=0", "stride=0", "dilation=0", "negative padding", "empty output", "integer dtype",
-                 "x of rank 2", "dy shape mismatch"),
+                 "x of rank 2", "dy shape mismatch", "C=0", "non-bool ceil_mode", "bool inputs", "dy dtype mismatch"),
     "avg_pool": ("kernel_size=0", "stride=0", "dilation=0", "negative padding", "empty output", "integer dtype",
-                 "x of rank 2", "dy shape mismatch"),
+                 "x of rank 2", "dy shape mismatch", "C=0", "non-bool ceil_mode", "non-bool count_include_pad",
+                 "bool inputs", "dy dtype mismatch"),
     # Not "x of rank 3": frameworks accept leading batch dimensions in linear layers (LINEAR-C1 allows it).
-    "linear": ("w.shape[1] mismatch", "bias shape mismatch", "integer dtype", "dy shape mismatch"),
+    "linear": ("w.shape[1] mismatch", "bias shape mismatch", "integer dtype", "dy shape mismatch", "in_features=0",
+               "mixed dtypes", "bool inputs", "dy dtype mismatch"),
 }
+
+
+def _other_float(dtype: np.dtype[Any]) -> str:
+    return "float32" if dtype == np.float64 else "float64"
 
 
 def _invalid_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[tuple[Case, str]]:
@@ -688,6 +697,36 @@ def break_case(case: Case, mutation: str) -> tuple[str, list[Any], dict[str, Any
     elif mutation == "dy shape mismatch":
         function = f"{p.op}_backward"
         dy = np.zeros((*dy.shape[:-1], dy.shape[-1] + 1), dtype=dy.dtype)
+    elif mutation == "groups not dividing C_out":
+        # Two groups over two input channels and three output channels.
+        assert w is not None
+        x = np.concatenate([x[:, :1], x[:, :1]], axis=1)
+        w = np.concatenate([w[:1, :1]] * 3, axis=0)
+        b = None if b is None else np.zeros(3, dtype=x.dtype)
+        params["groups"] = 2
+    elif mutation == "groups=0":
+        params["groups"] = 0
+    elif mutation == "kernel size 0":
+        assert w is not None
+        w = w[:, :, :0]
+    elif mutation in ("C_in=0", "C=0", "in_features=0"):
+        x = x[:, :0]
+        if w is not None:
+            w = w[:, :0]
+            params = {**params, "groups": 1} if p.op == "conv" else params
+    elif mutation == "mixed dtypes":
+        assert w is not None
+        w = w.astype(_other_float(x.dtype))
+    elif mutation == "bool inputs":
+        x = x != 0
+        w = None if w is None else w != 0
+        b = None if b is None else b != 0
+    elif mutation == "dy dtype mismatch":
+        function = f"{p.op}_backward"
+        dy = dy.astype(_other_float(x.dtype))
+    elif mutation in ("non-bool ceil_mode", "non-bool count_include_pad"):
+        key = mutation.split()[-1]
+        params[key] = int(params[key])
     if function.endswith("_backward"):
         args: list[Any] = [x, w, dy] if p.op in ("conv", "linear") else [x, dy]
     else:
@@ -741,8 +780,11 @@ RULES: tuple[Rule, ...] = (
     _rule("maxpool-pad-value", "max pooling pads with -inf, never 0", ("max_pool",),
           ("forward",), _with_padding, check_maxpool_pad_value, weight=0.5),
     _rule("nan-propagation", "NaN and infinities propagate to every output whose window holds them", ALL_OPS,
-          ("forward",), _nonfinite_cases, check_nonfinite, weight=0.5,
-          applies=lambda op, caps: None if caps.nonfinite else "backend declares no non-finite inputs"),
+          ("forward",), nonfinite_cases, check_nonfinite, weight=0.5, applies=nonfinite_applies),
+    _rule("nonfinite-backward", "backward at NaN/inf inputs returns arrays of the right shape and does not raise",
+          ALL_OPS, ("backward",), nonfinite_cases, check_nonfinite_backward, weight=0.25, applies=nonfinite_applies),
+    _rule("overflow", "a result beyond the dtype's range is +-inf with the exact result's sign", ("conv", "linear"),
+          ("forward",), overflow_cases, check_overflow, weight=0.2),
     _rule("tie-routing", "on ties the gradient goes to the first maximum in row-major window order", ("max_pool",),
           ("backward",), _tie_cases, check_tie_routing, weight=0.5),
     _rule("ceil-mode", "ceil mode: the last window starts inside the input or the before-padding",

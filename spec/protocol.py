@@ -139,8 +139,10 @@ class Capabilities:
     ceil_mode: bool = True
     #: The values of ``count_include_pad`` the backend accepts.
     count_include_pad: frozenset[bool] = frozenset({True, False})
-    #: ``"half_kernel"``: pooling padding at most half the kernel size
-    #: (``before, after <= k // 2``, dilation not counted), as PyTorch and ONNX Runtime require.
+    #: ``"half_kernel"``: pooling padding at most ``k // 2`` (``before, after <= k // 2``, dilation not
+    #: counted): PyTorch 2.13's binding limit (it first checks half the *effective* kernel,
+    #: ``(d * (k - 1) + 1) // 2``, then its pooling kernels half the kernel itself), and within
+    #: ONNX Runtime's (every pad smaller than the kernel).
     pool_padding: Literal["any", "half_kernel"] = "any"
     #: Batch size N = 0.
     empty_batch: bool = True

@@ -147,8 +147,8 @@ def output_size(
     With ``ceil_mode`` the division rounds up, and that extra last window is
     dropped if it would start at or beyond ``n + p_before`` (inside the
     after-padding or past it). Ceil mode never gives fewer windows than floor
-    mode: the drop applies only to the window rounding up added. (With padding
-    at most half the kernel, PyTorch's limit, this is PyTorch's rule.)
+    mode: the drop applies only to the window rounding up added. (Within
+    PyTorch's padding limit, ``k // 2``, this is PyTorch's rule.)
     The result may be < 1; callers validating parameters reject that.
 
     The worked example: a 28x28 image, 16 filters of 4x4, stride 2, no padding

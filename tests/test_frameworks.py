@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pytest
 from hypothesis import strategies as st
 
@@ -94,6 +95,23 @@ def _invalid_accepted(op: str | None, mutation: str, *, empty_batch: bool = Fals
     return matches
 
 
+def _any_accepted(mutations: tuple[str, ...], *, empty_batch: bool = False) -> Callable[[RuleResult], bool]:
+    def matches(result: RuleResult) -> bool:
+        return any(_invalid_accepted(None, m, empty_batch=empty_batch)(result) for m in mutations)
+
+    return matches
+
+
+def _neg_inf_tie(result: RuleResult) -> bool:
+    """A max-pool gradient lost on a window whose maximum is a real -inf (a tie with the -inf padding)."""
+    case = result.violation.case if result.violation else None
+    return (result.op == "max_pool" and case is not None and bool(np.isneginf(case.inputs.x).any())
+            and "dx differs from the expected value" in _summary(result))
+
+
+_NO_CHANNELS = ("C_in=0", "C=0", "in_features=0")
+
+
 KNOWN: tuple[Divergence, ...] = (
     # The heap damage T1 does can also crash a later, unrelated max-pool call in the same worker.
     Divergence("T1", "torch", "max-pool backward of a window entirely in padding writes out of its plane (or aborts)",
@@ -111,6 +129,15 @@ KNOWN: tuple[Divergence, ...] = (
     Divergence("T6", "torch", "linear, max pooling and average pooling accept integer tensors",
                _invalid_accepted(None, "integer dtype"),
                ("invalid-params", "avg_pool", "float64"), r"accepted an invalid call \(integer dtype\)", "integer dtype"),
+    Divergence("T7", "torch", "autograd casts a dy of another floating dtype instead of rejecting it",
+               _invalid_accepted(None, "dy dtype mismatch"), ("invalid-params", "max_pool", "float64"),
+               r"accepted an invalid call \(dy dtype mismatch\)", "dy dtype mismatch"),
+    Divergence("T8", "torch", "conv with no input channels and linear with no input features return a result",
+               _any_accepted(_NO_CHANNELS), ("invalid-params", "conv", "float64"),
+               r"accepted an invalid call \(C_in=0\)", "C_in=0"),
+    Divergence("T9", "torch", "with an empty batch, conv and linear skip their dtype checks (bool, mixed dtypes)",
+               _any_accepted(("bool inputs", "mixed dtypes"), empty_batch=True), ("invalid-params", "linear", "float64"),
+               r"accepted an invalid call \(bool inputs\)", "bool inputs"),
     Divergence("J1", "jax", "under jit, XLA folds pad + dilated reduce_window: gradient leaks from empty windows",
                _in_empty_window_case("avg_pool"), ("empty-windows", "avg_pool", "float64"),
                r"dx differs from the expected value"),
@@ -119,6 +146,17 @@ KNOWN: tuple[Divergence, ...] = (
                "negative padding"),
     Divergence("J5", "jax", "jnp.matmul computes linear layers on integer arrays", _invalid_accepted("linear", "integer dtype"),
                ("invalid-params", "linear", "float64"), r"accepted an invalid call \(integer dtype\)", "integer dtype"),
+    Divergence("J6", "jax", "the max-pool VJP sends the gradient of a window of real -inf into the -inf padding",
+               _neg_inf_tie, ("tie-routing", "max_pool", "float32"), r"dx differs from the expected value"),
+    Divergence("J7", "jax", "conv and pooling with no channels and linear with no input features return a result",
+               _any_accepted(_NO_CHANNELS), ("invalid-params", "max_pool", "float64"),
+               r"accepted an invalid call \(C=0\)", "C=0"),
+    Divergence("J8", "jax", "boolean inputs, and a linear weight of another dtype, are promoted instead of rejected",
+               _any_accepted(("bool inputs", "mixed dtypes")), ("invalid-params", "conv", "float64"),
+               r"accepted an invalid call \(bool inputs\)", "bool inputs"),
+    Divergence("J9", "jax", "ceil_mode and count_include_pad of 0 or 1 are taken as truth values",
+               _any_accepted(("non-bool ceil_mode", "non-bool count_include_pad")), ("invalid-params", "avg_pool", "float64"),
+               r"accepted an invalid call \(non-bool ceil_mode\)", "non-bool ceil_mode"),
     Divergence("J4", "jax", "a kernel larger than the padded input gives an empty output instead of raising",
                _invalid_accepted(None, "empty output"), ("invalid-params", "max_pool", "float64"),
                r"accepted an invalid call \(empty output\)", "empty output"),
@@ -136,6 +174,12 @@ ORT_KNOWN: tuple[Divergence, ...] = (
     Divergence("O6", "onnxruntime", "MaxPool auto_pad=SAME_UPPER with stride > kernel fails on negative total padding",
                lambda r: "padding values must be non-negative" in _summary(r), ("forward-values", "max_pool", "float32"),
                r"padding values must be non-negative"),
+    Divergence("O8", "onnxruntime", "conv with no input channels and linear with no input features return a result",
+               _any_accepted(_NO_CHANNELS), ("invalid-params", "conv", "float32"), r"accepted an invalid call \(C_in=0\)",
+               "C_in=0"),
+    Divergence("O9", "onnxruntime", "ceil_mode and count_include_pad are ONNX int attributes: 0 and 1 are accepted",
+               _any_accepted(("non-bool ceil_mode", "non-bool count_include_pad")), ("invalid-params", "max_pool", "float32"),
+               r"accepted an invalid call \(non-bool ceil_mode\)", "non-bool ceil_mode"),
     Divergence("O7", "onnxruntime", "pooling with a kernel longer than the padded input gives an empty output",
                _invalid_accepted(None, "empty output"), ("invalid-params", "avg_pool", "float32"),
                r"accepted an invalid call \(empty output\)", "empty output"),

@@ -199,6 +199,11 @@ def max_pool_backward(
     dilation: tuple[int, ...], ceil_mode: bool,
 ) -> Array:
     """Autograd through ``F.max_pool{1,2,3}d``."""
+    if np.isneginf(x).any() and any(lo > 0 for lo, _ in split_padding(as_padding(padding)).extra):
+        # The asymmetric part of the padding is explicit -inf elements here, which PyTorch cannot tell
+        # from a real -inf: on a tie the first one, the padding, would take the gradient (MAXPOOL-C10).
+        raise spec.UnsupportedError("asymmetric before-padding is emulated with explicit -inf, which ties with "
+                                    "a real -inf in x")
     with _framework_limits():
         xt = _tensor(x, grad=True)
         y = _max_pool(xt, tuple(kernel_size), tuple(stride), as_padding(padding), tuple(dilation), ceil_mode)

@@ -266,6 +266,28 @@ register("conv-empty-batch-crash", "a per-sample loop + np.concatenate fails on 
          {"output-shape", "forward-values", "empty-batch"}, says="raised", conv_forward=conv_forward_per_sample)
 
 
+def conv_forward_skip_zero_weights(x: Array, w: Array, b: Array | None, **p: Any) -> Array:
+    """A sparse kernel: taps whose weight is 0 are never multiplied, so NaN x 0 gives 0 instead of NaN."""
+    out_shape = spec.conv_output_shape(x, w, b, **p)
+    grid = window_grid(x.shape[2:], kernel_size=w.shape[2:], stride=p["stride"], padding=p["padding"],
+                       dilation=p["dilation"], out_spatial=out_shape[2:])
+    groups = p["groups"]
+    n, c_out = out_shape[:2]
+    og, positions = c_out // groups, math.prod(out_shape[2:])
+    cols = _im2col(x, grid, groups, x.dtype, batch_major=False)  # (G, Cg * K, N * P)
+    wg = w.reshape(groups, og, -1, 1)
+    with np.errstate(invalid="ignore"):
+        products = np.where(wg == 0, 0, wg * cols[:, None])  # (G, Og, Cg * K, N * P)
+    y = products.sum(axis=2).reshape(groups, og, n, positions).transpose(2, 0, 1, 3).reshape(out_shape)
+    if b is not None:
+        y = y + b.reshape((c_out,) + (1,) * (len(out_shape) - 2))
+    return np.ascontiguousarray(y, dtype=x.dtype)
+
+
+register("conv-skips-zero-weights", "taps with a zero weight are skipped, so NaN x 0 gives 0 instead of NaN",
+         ("conv",), {"nan-propagation"}, says="dropped", conv_forward=conv_forward_skip_zero_weights)
+
+
 def _lenient(p: dict[str, Any]) -> dict[str, Any]:
     return {**p, "stride": tuple(max(s, 1) for s in p["stride"]),
             "padding": tuple((max(lo, 0), max(hi, 0)) for lo, hi in p["padding"])}
@@ -345,6 +367,39 @@ def _max_pool_backward_variant(x: Array, dy: Array, *, mode: str, **p: Any) -> A
         else:
             view += np.where(arg == index, dy, 0)
     return np.ascontiguousarray(crop(dxp, grid))
+
+
+def _max_pool_backward_padding_candidates(x: Array, dy: Array, **p: Any) -> Array:
+    """Argmax over the -inf-padded window, padding included: on a tie with a real -inf, padding wins."""
+    out_shape, grid = _pool_grid(x, p["kernel_size"], p["stride"], p["padding"], p["dilation"], p["ceil_mode"])
+    spec.check_dy(dy, out_shape, x.dtype)
+    xp = pad(x, grid, -np.inf)
+    lead = (slice(None), slice(None))
+    best = np.full(out_shape, np.nan, dtype=x.dtype)
+    arg = np.full(out_shape, -1, dtype=np.int64)
+    for index, slices in enumerate(grid.slices):
+        window = xp[lead + slices]
+        take = (arg < 0) | (window > best) | (np.isnan(window) & ~np.isnan(best))
+        best = np.where(take, window, best)
+        arg = np.where(take, index, arg)
+    dxp = zeros_padded(x.shape, grid, x.dtype)
+    for index, slices in enumerate(grid.slices):
+        dxp[lead + slices] += np.where(arg == index, dy, 0)
+    return np.ascontiguousarray(crop(dxp, grid))  # what was routed to padding is lost
+
+
+register("maxpool-neginf-tie-to-padding", "a window of real -inf routes its gradient into the -inf padding",
+         ("max_pool",), {"tie-routing"}, max_pool_backward=_max_pool_backward_padding_candidates)
+
+
+def max_pool_backward_raises_on_nan(x: Array, dy: Array, **p: Any) -> Array:
+    if np.isnan(x).any():  # as numpy-ml's argmax bookkeeping does
+        raise ValueError("cannot locate the maximum of a window holding NaN")
+    return reference.max_pool_backward(x, dy, **p)
+
+
+register("maxpool-backward-raises-on-nan", "max-pool backward raises on a NaN input", ("max_pool",),
+         {"nonfinite-backward"}, says="raised", max_pool_backward=max_pool_backward_raises_on_nan)
 
 
 register("maxpool-ties-last", "on ties the gradient goes to the last maximum", ("max_pool",),

@@ -1,0 +1,164 @@
+"""Rules for non-finite values: NaN and infinities in x, and results beyond the dtype's range.
+
+* ``nan-propagation`` (forward): the NaN/inf pattern of y is IEEE's. Zero weights are generated
+  next to the injected values, so a backend that skips zero weights (NaN × 0 → 0) is caught.
+* ``nonfinite-backward``: the backward called on the same inputs must not raise and must return
+  arrays of the right shapes and dtype; what the spec constrains at such inputs is checked too.
+* ``overflow``: an exact result beyond the dtype's largest finite value must be ±inf.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+import reference
+from conformance.compare import Bound, Violation, backward_bounds, compare, expected_backward, expected_forward, forward_bound
+from conformance.context import Context, derive
+from conformance.snippets import call_source
+from conformance.strategies import Case, cases, make_values
+from spec import Capabilities, OpName
+
+F64 = np.float64
+
+
+def _zero_weights(w: np.ndarray[Any, Any], rng: np.random.Generator) -> np.ndarray[Any, Any]:
+    """All weights zero, about half of them, or none: 0 × NaN must still be NaN (IEEE)."""
+    mode = int(rng.integers(0, 3))
+    if mode == 0:
+        return w
+    if mode == 1:
+        return np.zeros_like(w)
+    return np.where(rng.random(w.shape) < 0.5, np.zeros_like(w), w)
+
+
+def inject_nonfinite(case: Case, seed: int) -> Case:
+    """NaN (always one) and ±inf in x; for conv and linear, zero weights next to them."""
+    rng = np.random.default_rng(seed)
+    x = case.inputs.x.copy()
+    if x.size:
+        flat = x.reshape(-1)
+        # The first value is always NaN: dropping NaN (fmax, nanmax, `a > b` comparisons) is the common bug.
+        for k in range(int(rng.integers(1, 4))):
+            flat[int(rng.integers(0, x.size))] = np.nan if k == 0 else rng.choice([np.nan, np.inf, -np.inf])
+    if case.inputs.w is None:
+        return derive(case, x=x)
+    return derive(case, x=x, w=_zero_weights(case.inputs.w, rng))
+
+
+def nonfinite_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[Case]:
+    return st.builds(inject_nonfinite, cases(op, caps, dtype), st.integers(0, 2**32 - 1))
+
+
+def nonfinite_applies(op: OpName, caps: Capabilities) -> str | None:
+    return None if caps.nonfinite else "backend declares no non-finite inputs"
+
+
+def _fast(ctx: Context, case: Case) -> bool:
+    return ctx.backend.capabilities.accuracy == "fast" and case.problem.op == "conv"
+
+
+def _check_pattern(ctx: Context, rule: str, name: str, got: np.ndarray[Any, Any], want: np.ndarray[Any, Any],
+                   bound: Bound, case: Case, snippet: list[str]) -> None:
+    """IEEE propagation: a NaN the exact result has is never lost; then values within the bound."""
+    got64 = np.asarray(got, dtype=F64)
+    fast = _fast(ctx, case)
+    lost = np.isnan(want) & ~np.isnan(got64)
+    if fast:  # a fast algorithm may smear a non-finite value over its slice; it may not lose one
+        lost = ~np.isfinite(want) & np.isfinite(got64)
+    if lost.any():
+        where = tuple(int(k) for k in np.argwhere(lost)[0])
+        raise Violation(rule, f"a NaN or infinity in x was dropped: {name}{list(where)} = {got64[where]!r}, "
+                        f"but should be {want[where]!r}", case, [f"{int(lost.sum())} of {got64.size} elements affected"],
+                        snippet)
+    if not fast:
+        compare(rule, name, got64, want, bound, case, snippet)
+
+
+def check_nonfinite(ctx: Context, case: Case) -> None:
+    """NaN and infinities in x: the forward output's NaN/inf pattern matches the reference's (NaN never dropped)."""
+    y = ctx.forward("nan-propagation", case)
+    snippet = ctx.snippet(case, [f"print({call_source(case.problem.op + '_forward', case)})"])
+    bound = Bound(np.zeros(())) if case.problem.op == "max_pool" else forward_bound(case, "direct")
+    _check_pattern(ctx, "nan-propagation", "y", y, expected_forward(case), bound, case, snippet)
+
+
+def _read_by_nan_windows(case: Case) -> np.ndarray[Any, Any]:
+    """The elements of x that some max-pool window holding a NaN reads (MAXPOOL-C12 leaves them free)."""
+    p = case.problem
+    x64 = np.asarray(case.inputs.x, dtype=F64)
+    nan_windows = np.isnan(reference.max_pool_forward(x64, **p.params)).astype(F64)
+    # Average-pool backward spreads a positive share of each marked window over the real elements it reads.
+    spread = reference.avg_pool_backward(np.zeros_like(x64), nan_windows, **p.params, count_include_pad=True)
+    return np.asarray(spread > 0)
+
+
+def check_nonfinite_backward(ctx: Context, case: Case) -> None:
+    """Backward at NaN/inf inputs: no exception, the right shapes; constrained values as the spec says.
+
+    conv, linear: dx and db do not read x and keep their bounds; dw propagates like the forward.
+    avg_pool: dx does not read x. max_pool: dx is free only at elements read by a window holding a NaN.
+    """
+    p = case.problem
+    grads = ctx.backward("nonfinite-backward", case)
+    want = expected_backward(case)
+    accuracy = ctx.backend.capabilities.accuracy
+    bounds = backward_bounds(case, accuracy)
+    fn = p.op + "_backward"
+    snippet = ctx.snippet(case, [f"print({call_source(fn, case, dy=True)})",
+                                 f"print({call_source(fn, case, dy=True, backend='reference')})"])
+    for name, got in grads.items():
+        expected = want[name]
+        if p.op == "max_pool":
+            free = _read_by_nan_windows(case)
+            got = np.where(free, expected, np.asarray(got, dtype=F64))
+        if name == "dw":
+            _check_pattern(ctx, "nonfinite-backward", name, got, expected, bounds[name], case, snippet)
+        else:
+            compare("nonfinite-backward", name, got, expected, bounds[name], case, snippet)
+
+
+# --------------------------------------------------------------------------- overflow
+
+def overflow_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[Case]:
+    """Inputs whose every product exceeds the dtype's range: all same-signed per output channel."""
+
+    def enlarge(case: Case, seed: int) -> Case:
+        rng = np.random.default_rng(seed)
+        info = np.finfo(np.dtype(dtype))
+        low = float(2.0 ** ((info.maxexp + 1) // 2))  # low * low > the largest finite value
+        x = (rng.integers(2, 4, size=case.inputs.x.shape) * (low / 2)).astype(dtype)
+        assert case.inputs.w is not None
+        sign = np.where(rng.random(case.inputs.w.shape[0]) < 0.5, -1.0, 1.0)
+        magnitude = rng.integers(2, 4, size=case.inputs.w.shape) * (low / 2)
+        w = (magnitude * sign.reshape((-1,) + (1,) * (case.inputs.w.ndim - 1))).astype(dtype)
+        b = None if case.inputs.b is None else make_values(case.inputs.b.shape, "integers", dtype, rng)
+        return derive(case, x=x, w=w, b=b)
+
+    return st.builds(enlarge, cases(op, caps, dtype, kinds=("integers",)), st.integers(0, 2**32 - 1))
+
+
+def expected_rounded(case: Case) -> np.ndarray[Any, Any]:
+    """The exact forward result, with ±inf where rounding it to the dtype overflows."""
+    exact = expected_forward(case)
+    with np.errstate(over="ignore"):
+        rounded = exact.astype(case.problem.dtype).astype(F64)
+    return np.where(np.isinf(rounded), rounded, exact)
+
+
+def check_overflow(ctx: Context, case: Case) -> None:
+    """An exact result beyond the dtype's largest finite value must be ±inf with its sign (IEEE overflow)."""
+    y = np.asarray(ctx.forward("overflow", case), dtype=F64)
+    want = expected_rounded(case)
+    snippet = ctx.snippet(case, [f"print({call_source(case.problem.op + '_forward', case)})  # every product "
+                                 "overflows: expect +-inf (or the bias, for windows that read only padding)"])
+    if _fast(ctx, case):  # a fast algorithm may turn inf into NaN over a slice; it may not return a finite value
+        lost = ~np.isfinite(want) & np.isfinite(y)
+        if lost.any():
+            where = tuple(int(k) for k in np.argwhere(lost)[0])
+            raise Violation("overflow", f"an overflowing result is finite: y{list(where)} = {y[where]!r}, but should "
+                            f"be {want[where]!r}", case, [f"{int(lost.sum())} of {y.size} outputs affected"], snippet)
+        return
+    compare("overflow", "y", y, want, forward_bound(case, "direct"), case, snippet)
