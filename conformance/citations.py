@@ -85,6 +85,14 @@ CITATIONS: dict[str, dict[str, tuple[str, ...]]] = {
 #: Rules that are not searches of their own: the checked caller raises them from every call of every rule.
 RAISED_BY_EVERY_CALL: frozenset[str] = frozenset({"output-contract", "input-mutation"})
 
+#: Documents of operations the reference has but the backend protocol does not (yet): no rule can
+#: reach their constraints on a backend; the tests named check the reference against them.
+REFERENCE_ONLY_DOCUMENTS: dict[str, str] = {
+    "conv_transpose.md": "tests/test_reference_conv_transpose.py",
+    "max_pool_indices.md": "tests/test_reference_max_pool_indices.py",
+    "adaptive_pool.md": "tests/test_reference_adaptive_pool.py",
+}
+
 #: Constraints no conformance rule can check on a backend, and why (none today).
 NOT_CHECKED_ON_BACKENDS: dict[str, str] = {}
 

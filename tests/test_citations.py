@@ -16,14 +16,33 @@ from hypothesis import strategies as st
 
 import reference
 import spec
-from conformance.citations import CITATIONS, MUTATION_CITATIONS, NOT_CHECKED_ON_BACKENDS, RAISED_BY_EVERY_CALL
+from conformance.citations import (
+    CITATIONS,
+    MUTATION_CITATIONS,
+    NOT_CHECKED_ON_BACKENDS,
+    RAISED_BY_EVERY_CALL,
+    REFERENCE_ONLY_DOCUMENTS,
+)
 from conformance.rules import ALL_OPS, INVALID_MUTATIONS, RULES, RULES_BY_ID, Rule, break_case
 from conformance.strategies import Case, Problem, cases, make_inputs
 from spec import OpName
 
-DOCS = Path(__file__).resolve().parents[1] / "spec" / "docs"
-#: Every document that defines constraints, the backend protocol included.
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "spec" / "docs"
+#: Every document whose constraints backends are checked against, the backend protocol included.
 CONSTRAINT_DOCS = ("conv.md", "max_pool.md", "avg_pool.md", "linear.md", "backends.md")
+
+
+def test_every_document_is_checked_or_declared_reference_only() -> None:
+    """A new document cannot slip past: its constraints are cited by rules, or it says it is reference-only."""
+    documents = {p.name for p in DOCS.glob("*.md")} - {"README.md"}
+    assert documents == set(CONSTRAINT_DOCS) | set(REFERENCE_ONLY_DOCUMENTS)
+    index = (DOCS / "README.md").read_text()
+    for name, tests in REFERENCE_ONLY_DOCUMENTS.items():
+        row = next(line for line in index.splitlines() if f"]({name})" in line)
+        assert "reference only" in row, f"spec/docs/README.md does not say {name} is reference only"
+        assert (ROOT / tests).is_file(), tests
+        assert re.search(r"\*\*[A-Z]+-C\d+\*\*", (DOCS / name).read_text()), f"{name} defines no constraints"
 
 
 def defined_constraints() -> set[str]:
