@@ -529,6 +529,17 @@ def check_tie_routing(ctx: Context, case: Case) -> None:
 TIE_VALUES: tuple[str, ...] = ("zero-one", "signed-zeros", "minus-inf")
 
 
+def _pad_before(problem: Problem, caps: Capabilities) -> Problem:
+    """The problem with one element of padding before the first spatial axis, where the capabilities allow."""
+    params = dict(problem.params)
+    (lo, hi), *rest = params["padding"]
+    limit = params["kernel_size"][0] // 2 if caps.pool_padding == "half_kernel" else 1
+    if lo or limit < 1:
+        return problem
+    params["padding"] = ((1, hi if caps.asymmetric_padding else 1), *rest)
+    return replace(problem, params=params)
+
+
 def _tie_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[Case]:
     """Few distinct values, so windows tie: 0 and 1; -0.0 and 0.0 (equal, MAXPOOL-C10); and, when the backend
     takes non-finite inputs, real -inf values next to the padding (a real -inf beats the padding on a tie)."""
@@ -536,6 +547,9 @@ def _tie_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[
 
     def tied(case: Case, kind: str, seed: int) -> Case:
         rng = np.random.default_rng(seed)
+        if kind == "minus-inf":  # padding before the input on the first axis, where the padding comes first
+            problem = _pad_before(case.problem, caps)
+            case = Case(problem, make_inputs(problem, "integers", seed))
         shape = case.problem.x_shape
         if kind == "zero-one":
             x = rng.integers(0, 2, size=shape).astype(F64)
