@@ -150,27 +150,30 @@ class Context:
                  expected: dict[str, tuple[int, ...]]) -> Any:
         __tracebackhide__ = True
         outcome = self.call(function, args, kwargs, case)
-        source = call_source(function, case, dy=function.endswith("_backward"))
-        snippet = self.snippet(case, [f"result = {source}", "print(result)"])
+
+        def snippet() -> list[str]:  # only for a failure: writing out large arrays is slow
+            source = call_source(function, case, dy=function.endswith("_backward"))
+            return self.snippet(case, [f"result = {source}", "print(result)"])
+
         if outcome.error is not None:
             raise Violation(rule, f"{function} raised {type(outcome.error).__name__} on a valid call: {outcome.error}",
-                            case, snippet=snippet, kind="error")
+                            case, snippet=snippet(), kind="error")
         if outcome.mutated:
             raise Violation("input-mutation", f"{function} wrote into its input(s) {', '.join(outcome.mutated)}", case,
-                            snippet=snippet)
+                            snippet=snippet())
         if outcome.problems:
             raise Violation("output-contract", f"{function}: {outcome.problems[0]}", case, outcome.problems[1:],
-                            snippet)
+                            snippet())
         results = outcome.result if isinstance(outcome.result, (tuple, list)) else (outcome.result,)
         out: dict[str, Any] = {}
         for (name, shape), value in zip(expected.items(), results):
             dtype = np.dtype(case.problem.dtype)
             if value.shape != shape:
                 raise Violation("output-shape", f"{name}.shape={value.shape}, but should be {shape} [{function}]", case,
-                                snippet=snippet)
+                                snippet=snippet())
             if value.dtype != dtype:
                 raise Violation("output-shape", f"{name}.dtype={value.dtype}, but should be {dtype} [{function}]", case,
-                                snippet=snippet)
+                                snippet=snippet())
             out[name] = value
         return out
 

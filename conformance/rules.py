@@ -27,6 +27,7 @@ from conformance.compare import (
     forward_bound,
 )
 from conformance.context import Context, derive
+from conformance.large import check_large, large_cases
 from conformance.nonfinite import (
     check_nonfinite,
     check_nonfinite_backward,
@@ -813,5 +814,9 @@ RULES: tuple[Rule, ...] = (
           _empty_batch_cases, _forward_and_backward("empty-batch"), weight=0.2, applies=_empty_batch_applies),
     _rule("invalid-params", "invalid parameters raise instead of returning a result", ALL_OPS, ("forward",),
           _invalid_cases, check_invalid, weight=1.0, per_dtype=False),
+    # Last, so that a bug the ordinary rules catch is reported by them first.
+    _rule("large-shapes", "channels and planes one past block sizes (33, 65, 129 channels; 17 to 65 pixels) "
+          "match the reference forward and backward", ALL_OPS, ("forward",), large_cases,
+          check_large, weight=0.1),
 )
 RULES_BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}

@@ -377,3 +377,14 @@ def test_a_forked_child_neither_holds_the_output_nor_rewrites_the_report(tmp_pat
     assert data["conformant"] is False and "forged" not in data
     assert not [pid for pid in children if _alive(pid)], "the backend's child outlived the run"
     assert seconds < 60, f"the output stayed open {seconds:.1f} s"
+
+
+def test_a_conv_wrong_only_past_block_edges_is_caught_by_large_shapes() -> None:
+    """Ordinary cases stay under 32 channels and 48 pixels: only the large-shape pool reaches the bugs."""
+    rules = [RULES_BY_ID["forward-values"], RULES_BY_ID["backward-values"], RULES_BY_ID["large-shapes"]]
+    report = run(load_backend("tests.misbehaving.blocked_conv"), ops=["conv"], dtypes=["float64"], profile="ci",
+                 rules=rules)
+    status = {r.rule: r.status for r in report.results}
+    assert status == {"forward-values": "passed", "backward-values": "passed", "large-shapes": "failed"}, status
+    summaries = " ".join(f.violation.summary for r in report.failures for f in r.findings)
+    assert "y differs" in summaries or "dx differs" in summaries, summaries

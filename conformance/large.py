@@ -1,0 +1,106 @@
+"""Large cases: channel counts and spatial sizes one past the block sizes kernels tile by.
+
+Blocked and tiled kernels (channel blocks of 8, 16, 32 or 64, tiles of 32 or
+64 pixels, GEMM panels) break exactly where a size crosses a block edge, at
+sizes the ordinary strategies rarely reach. The rule ``large-shapes`` draws
+from a fixed pool of such problems — channels 33, 65 and 129, 2-D planes of
+17, 33, 49 and 65 pixels a side — and checks forward and backward against the
+reference with the accuracy bound. The pool is small and fixed, so ``ci``
+spends a few examples per operation and dtype on it and ``thorough`` goes
+through all of it with several value kinds.
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from conformance.compare import Violation, backward_bounds, compare, expected_backward, expected_forward, forward_bound
+from conformance.context import Context
+from conformance.snippets import call_source
+from conformance.strategies import ORDINARY_KINDS, Case, Problem, ValueKind, make_inputs
+from spec import Capabilities, OpName
+
+#: (batch, channels, plane side, out channels, kernel, stride, padding): each crosses a block edge by one.
+_CONV_2D: tuple[tuple[int, int, int, int, int, int, int], ...] = (
+    (1, 33, 17, 17, 3, 1, 1),    # 33 input channels: past a block of 32
+    (1, 9, 65, 8, 3, 1, 1),      # a 65 x 65 plane: past a tile of 64
+    (1, 129, 9, 65, 1, 1, 0),    # 129 in, 65 out: past 128 and 64 (a 1 x 1 conv is a GEMM)
+    (2, 65, 33, 33, 3, 2, 1),    # 65 channels, a 33 x 33 plane, stride 2
+    (1, 17, 49, 33, 5, 1, 2),    # a 49 x 49 plane (past 48-pixel tiles), 33 out channels
+)
+#: (batch, channels, plane side, kernel, stride, padding) for pooling.
+_POOL_2D: tuple[tuple[int, int, int, int, int, int], ...] = (
+    (1, 65, 65, 3, 2, 1),
+    (2, 33, 33, 2, 2, 0),
+    (1, 129, 17, 3, 1, 1),
+)
+#: (batch, in features, out features) for linear.
+_LINEAR: tuple[tuple[int, int, int], ...] = ((17, 129, 65), (65, 257, 33), (3, 513, 129))
+
+
+def _rank(caps: Capabilities) -> int:
+    """2-D when declared, else the backend's first rank (a 1-D or 3-D line of the same sizes)."""
+    return 2 if 2 in caps.spatial_ranks else min(caps.spatial_ranks)
+
+
+def _plane(side: int, rank: int) -> tuple[int, ...]:
+    return (side,) * rank if rank <= 2 else (side, 3, 3)  # 3-D only when 2-D is missing: keep it cheap
+
+
+def large_problems(op: OpName, caps: Capabilities, dtype: str) -> list[Problem]:
+    """The pool for ``op``, inside the backend's capabilities."""
+    rank = _rank(caps)
+    out: list[Problem] = []
+    if op == "conv":
+        for n, c, side, o, k, s, p in _CONV_2D:
+            plane = _plane(side, rank)
+            kernel = tuple(min(k, size) for size in plane)
+            pad = tuple((min(p, kk // 2),) * 2 for kk in kernel)
+            params = {"stride": (s,) * rank, "padding": pad, "dilation": (1,) * rank, "groups": 1}
+            out.append(Problem("conv", dtype, (n, c, *plane), (o, c, *kernel), True, params))
+    elif op in ("max_pool", "avg_pool"):
+        for n, c, side, k, s, p in _POOL_2D:
+            plane = _plane(side, rank)
+            kernel = tuple(min(k, size) for size in plane)
+            pad = tuple((min(p, kk // 2),) * 2 for kk in kernel)
+            params = {"kernel_size": kernel, "stride": (s,) * rank, "padding": pad, "dilation": (1,) * rank,
+                      "ceil_mode": False}
+            if op == "avg_pool":
+                params["count_include_pad"] = True in caps.count_include_pad
+            out.append(Problem(op, dtype, (n, c, *plane), None, False, params))
+    else:
+        out = [Problem("linear", dtype, (n, fin), (fout, fin), True, {}) for n, fin, fout in _LINEAR]
+    return out
+
+
+def _case(problem: Problem, kind: ValueKind, seed: int) -> Case:
+    return Case(problem, make_inputs(problem, kind, seed))
+
+
+def large_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[Case]:
+    """Cases drawn from the pool, with ordinary values (small integers, normal and spread floats)."""
+    return st.builds(_case, st.sampled_from(large_problems(op, caps, dtype)), st.sampled_from(ORDINARY_KINDS),
+                     st.integers(0, 2**32 - 1))
+
+
+def check_large(ctx: Context, case: Case) -> None:
+    """Forward, and backward when the backend has it, equal the reference's within the accuracy bound.
+
+    The reproduction (every value of arrays of up to a few hundred thousand
+    elements) is written out only for a failure.
+    """
+    accuracy = ctx.backend.capabilities.accuracy
+    fn = case.problem.op
+    try:
+        compare("large-shapes", "y", ctx.forward("large-shapes", case), expected_forward(case),
+                forward_bound(case, accuracy), case, [])
+        if ctx.has(f"{fn}_backward"):
+            grads = ctx.backward("large-shapes", case)
+            want, bounds = expected_backward(case), backward_bounds(case, accuracy)
+            for name in grads:
+                compare("large-shapes", name, grads[name], want[name], bounds[name], case, [])
+    except Violation as violation:
+        if not violation.snippet:
+            violation.snippet = ctx.snippet(case, [f"print({call_source(fn + '_forward', case)})",
+                                                   f"print({call_source(fn + '_forward', case, backend='reference')})"])
+        raise
