@@ -283,7 +283,7 @@ def test_every_row_shows_what_was_checked_and_declined() -> None:
 def test_import_time_code_cannot_change_the_verdict(name: str, tmp_path: Path) -> None:
     """Patching NumPy or the suite, or os._exit(0) at exit, happens in the worker only: still exit 1."""
     out = tmp_path / "r.json"
-    done, _ = run_cli("check", f"tests.misbehaving.{name}", *QUICK_CONV, "--report", str(out))
+    done, _ = run_cli("check", f"tests.misbehaving.{name}", *QUICK_CONV, "--fail-fast", "--report", str(out))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "NOT CONFORMANT" in done.stdout
     data = json.loads(out.read_text())
@@ -367,7 +367,7 @@ def _alive(pid: int) -> bool:
 
 def test_a_forked_child_neither_holds_the_output_nor_rewrites_the_report(tmp_path: Path) -> None:
     out, pids = tmp_path / "r.json", tmp_path / "child.pids"
-    done, seconds = run_cli("check", "tests.misbehaving.forks_a_child", *QUICK_CONV, "--report", str(out),
+    done, seconds = run_cli("check", "tests.misbehaving.forks_a_child", *QUICK_CONV, "--fail-fast", "--report", str(out),
                             env={"CONVSPEC_TEST_REPORT": str(out), "CONVSPEC_TEST_CHILD_PID": str(pids)})
     assert done.returncode == 1, done.stdout + done.stderr
     children = [int(p) for p in pids.read_text().split()]
