@@ -8,14 +8,15 @@ rule, the problem, expected vs actual at the worst element and the bound used.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
 
 import reference
 import spec
+import spec.accuracy
 from conformance.strategies import Case, Problem
 
 F64 = np.float64
@@ -48,6 +49,10 @@ class Violation(Exception):
         return "\n".join(lines)
 
 
+class Unchecked(Exception):
+    """A comparison whose bound would let an all-zero result pass: reported as not checked, never as passed."""
+
+
 @dataclass(frozen=True)
 class Bound:
     """An elementwise bound, and optionally a normwise one per slice (fast algorithms)."""
@@ -75,54 +80,149 @@ def as64(a: NDArray[Any] | None) -> NDArray[F64] | None:
 
 
 def _fmt(v: Any) -> str:
-    return f"{float(v):.9g}"
+    """A plain number with every digit needed to tell it apart (float64's shortest repr)."""
+    return repr(float(v))
+
+
+def _passes(a: NDArray[F64], e: NDArray[F64], bound: Bound) -> NDArray[np.bool_]:
+    """Elementwise verdict: within the bound, or (fast algorithms) in a slice whose error norm is within it."""
+    b = np.broadcast_to(bound.elementwise, e.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(a - e)
+        finite = np.isfinite(e)
+        ok = np.asarray(np.where(finite, err <= b, (np.isnan(a) & np.isnan(e)) | (a == e)), dtype=np.bool_)
+    if ok.all() or bound.normwise is None or bound.slice_axes is None or not finite.all() or not np.isfinite(a).all():
+        return ok
+    # A fast algorithm's error is normwise: a slice with a bad element passes if its 2-norm error does.
+    other = tuple(i for i in range(e.ndim) if i not in bound.slice_axes)
+    with np.errstate(over="ignore"):
+        norms = np.sqrt(np.sum(err ** 2, axis=other)) if other else err
+    slice_ok = norms <= bound.normwise
+    expand = np.expand_dims(slice_ok, other) if other else slice_ok
+    return np.asarray(ok | np.broadcast_to(expand, e.shape), dtype=np.bool_)
 
 
 def compare(rule: str, name: str, actual: NDArray[Any], expected: NDArray[Any], bound: Bound, case: Case,
             snippet: list[str]) -> None:
     """Raise a Violation unless ``actual`` matches ``expected`` within ``bound``.
 
-    NaN must match NaN and infinities must match exactly (same sign).
+    NaN must match NaN and infinities must match exactly (same sign). A bound
+    so loose that an all-zero result would pass too raises :class:`Unchecked`.
     """
     __tracebackhide__ = True
     if actual.shape != expected.shape:
         raise Violation(rule, f"{name}.shape={actual.shape}, but should be {expected.shape}", case, snippet=snippet)
     a = np.asarray(actual, dtype=F64)
     e = np.asarray(expected, dtype=F64)
+    ok = _passes(a, e, bound)
+    if ok.all():
+        finite = np.isfinite(e)
+        if np.any(e[finite] != 0) and _passes(np.where(finite, 0.0, e), e, bound).all():
+            largest = float(np.max(np.abs(e[finite])))
+            raise Unchecked(f"{rule}: {name} not checked in {case.problem.dtype}: its accuracy bound exceeds every "
+                            f"|expected| (up to {largest:.3g}), so an all-zero result would pass")
+        return
     b = np.broadcast_to(bound.elementwise, e.shape)
     with np.errstate(invalid="ignore", over="ignore"):
         err = np.abs(a - e)
-        finite = np.isfinite(e)
-        ok = np.where(finite, err <= b, (np.isnan(a) & np.isnan(e)) | (a == e))
-    if ok.all():
-        return
-    if bound.normwise is not None and bound.slice_axes is not None and finite.all() and np.isfinite(a).all():
-        # A fast algorithm's error is normwise: a slice with a bad element passes if its 2-norm error does.
-        other = tuple(i for i in range(e.ndim) if i not in bound.slice_axes)
-        norms = np.sqrt(np.sum(err ** 2, axis=other)) if other else err
-        slice_ok = norms <= bound.normwise
-        expand = np.expand_dims(slice_ok, other) if other else slice_ok
-        ok = ok | np.broadcast_to(expand, e.shape)
-        if ok.all():
-            return
     bad = np.argwhere(~ok)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(ok, 0.0, np.where(np.isfinite(err) & (b > 0), err / np.where(b > 0, b, 1.0), np.inf))
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), e.shape))
     first = tuple(int(i) for i in bad[0])
+    dtype = case.problem.dtype
+    ulp = float(spec.accuracy.ulps(err[worst], e[worst], dtype)) if np.isfinite(err[worst]) else math.inf
     details = [
         f"{len(bad)} of {e.size} elements of {name} out of bounds; worst at {name}{list(worst)}:",
-        f"  expected {_fmt(e[worst])}, actual {_fmt(a[worst])}, |error| {_fmt(err[worst])}, {bound.describe_at(worst)}",
+        f"  expected {_fmt(e[worst])}, actual {_fmt(a[worst])}, |error| {_fmt(err[worst])} ({ulp:.3g} ulp of {dtype}), "
+        f"{bound.describe_at(worst)}",
     ]
     if first != worst:
         details.append(f"  first bad element {name}{list(first)}: expected {_fmt(e[first])}, actual {_fmt(a[first])}")
+    diagnosis = diagnose_precision(case, name, a, e)
+    if diagnosis:
+        details.append(diagnosis)
     if e.size <= 64:
         details.append(f"  expected {name} = {np.array2string(e, precision=6, separator=', ')}")
         details.append(f"  actual   {name} = {np.array2string(a, precision=6, separator=', ')}")
     raise Violation(rule, f"{name} differs from the expected value", case, details, snippet)
 
 
+# --------------------------------------------------------------------------- precision diagnosis
+
+#: Narrow formats a kernel may silently compute in, by significant bits.
+NARROW_FORMATS: tuple[tuple[str, int], ...] = (("float32", 24), ("TF32", 11), ("float16", 11), ("bfloat16", 8))
+
+
+def _rounded_case(case: Case, bits: int) -> Case:
+    """The case with every input rounded to ``bits`` significant bits (kept in float64)."""
+    i = case.inputs
+
+    def rounded(v: NDArray[Any] | None) -> NDArray[Any] | None:
+        return None if v is None else spec.accuracy.round_to_bits(np.asarray(v, dtype=F64), bits)
+
+    x, dy = rounded(i.x), rounded(i.dy)
+    assert x is not None and dy is not None
+    return Case(case.problem, replace(i, x=x, w=rounded(i.w), b=rounded(i.b), dy=dy))
+
+
+def diagnose_precision(case: Case, name: str, actual: NDArray[F64], expected: NDArray[F64]) -> str:
+    """What precision the errors are consistent with, or "" when that cannot be told.
+
+    For each format narrower than the dtype (float32, TF32 and float16: 11 bits, bfloat16: 8),
+    the reference recomputes the result from the inputs rounded to that many significant bits,
+    which is what a kernel computing in that format does to them. The format whose rounding
+    error (rms over the result) is closest to the backend's, within a factor 2**1.5, is named.
+    Otherwise the number of bits is extrapolated from the closest (rounding errors scale like
+    2**-bits): errors beyond 4 bits' worth are a wrong result, not a precision problem.
+    """
+    p = case.problem
+    if p.op == "max_pool" or name not in ("y", "dx", "dw", "db") or not expected.size:
+        return ""
+    if not (np.isfinite(actual).all() and np.isfinite(expected).all()):
+        return ""
+    bits = spec.accuracy.SIGNIFICANT_BITS[p.dtype]
+    error = float(np.sqrt(np.mean((actual - expected) ** 2)))
+    where = f"{p.dtype} {p.op} {name}"
+    if error == 0:
+        return ""
+    candidates: dict[int, float] = {}
+    for probe in sorted({b for _, b in NARROW_FORMATS if b < bits} | {min(8, bits - 3)}, reverse=True):
+        rounded = _rounded_case(case, probe)
+        try:
+            emulated = expected_forward(rounded) if name == "y" else expected_backward(rounded)[name]
+        except Exception:  # a diagnosis must never hide the failure it explains
+            return ""
+        scale = float(np.sqrt(np.mean((np.asarray(emulated, F64) - expected) ** 2)))
+        if scale > 0:
+            candidates[probe] = scale
+    if not candidates:
+        return (f"  diagnosis: {where}: the inputs are exact in {min(8, bits - 3)} significant bits, so no rounding "
+                "of them explains the error: a wrong result, not a precision problem")
+    probe, scale = min(candidates.items(), key=lambda kv: abs(math.log2(error / kv[1])))
+    estimate = probe - math.log2(error / scale)
+    detail = f"(rms error {error:.3g}; rounding the inputs to {probe} bits gives {scale:.3g}; {p.dtype} has {bits})"
+    if estimate >= bits - 0.5:
+        return ""
+    if estimate < 4:
+        return (f"  diagnosis: {where}: errors far larger than rounding in any floating-point format: "
+                f"a wrong result, not a precision problem {detail}")
+    names = [fmt for fmt, b in NARROW_FORMATS if b < bits and abs(b - estimate) <= 1.5]
+    guess = f" — {' or '.join(names)} arithmetic?" if names else ""
+    return f"  diagnosis: {where}: errors consistent with ~{round(estimate)} significant bits{guess} {detail}"
+
+
 # --------------------------------------------------------------------------- bounds from the spec's model
+
+#: What bounds are computed for: a backend's capabilities (accuracy class and accumulation) or a bare class.
+Model: TypeAlias = "spec.Capabilities | spec.AccuracyClass"
+
+
+def _model(model: Model, dtype: str) -> tuple[spec.AccuracyClass, str]:
+    if isinstance(model, spec.Capabilities):
+        return model.accuracy, model.accumulation_for(dtype)
+    return model, spec.accuracy.default_accumulation(dtype)
+
 
 def _terms_conv(problem: Problem) -> tuple[int, int, int]:
     """(K forward, K dx, K dw/db) for a convolution."""
@@ -137,25 +237,35 @@ def _signal_points(problem: Problem) -> int:
     return math.prod(n + lo + hi for n, (lo, hi) in zip(problem.x_shape[2:], problem.params["padding"]))
 
 
-def forward_bound(case: Case, accuracy: spec.AccuracyClass) -> Bound:
-    """The spec's bound on the forward output of a correct backend."""
+def _slice_norms(a: NDArray[F64]) -> NDArray[F64]:
+    """2-norms over the spatial axes of (A, B, *S) ``a``: one per (A, B) slice."""
+    flat = np.nan_to_num(a.reshape(a.shape[0], a.shape[1], math.prod(a.shape[2:])), nan=np.inf)
+    with np.errstate(over="ignore"):
+        return np.asarray(np.sqrt(np.sum(flat ** 2, axis=2)), dtype=F64)
+
+
+def forward_bound(case: Case, model: Model) -> Bound:
+    """The spec's bound on the forward output of a correct backend of ``model``."""
     p, i = case.problem, case.inputs
     dtype = p.dtype
+    accuracy, acc = _model(model, dtype)
     ax, aw, ab = np.abs(np.asarray(as64(i.x))), as64(i.w), as64(i.b)
     if p.op == "max_pool":
         return exact_bound()
+    exact = expected_forward(case)
     if p.op == "avg_pool":
         magnitude = reference.avg_pool_forward(np.asarray(ax), **p.params)
-        return Bound(spec.elementwise_bound(np.nan_to_num(magnitude), math.prod(p.params["kernel_size"]), dtype))
+        return Bound(spec.elementwise_bound(np.nan_to_num(magnitude), math.prod(p.params["kernel_size"]), dtype,
+                                            result=exact, accumulation=acc))
     assert aw is not None
     aw = np.abs(aw)
     ab = None if ab is None else np.abs(ab)
     if p.op == "linear":
         magnitude = ax @ aw.T + (0 if ab is None else ab)
-        return Bound(spec.elementwise_bound(magnitude, p.x_shape[1], dtype))
+        return Bound(spec.elementwise_bound(magnitude, p.x_shape[1], dtype, result=exact, accumulation=acc))
     magnitude = reference.conv_forward(np.asarray(ax), aw, ab, **p.params)
     k_fwd, _, _ = _terms_conv(p)
-    elementwise = spec.elementwise_bound(magnitude, k_fwd, dtype)
+    elementwise = spec.elementwise_bound(magnitude, k_fwd, dtype, result=exact, accumulation=acc)
     if accuracy == "direct":
         return Bound(elementwise)
     # ||x_n restricted to o's group|| * ||w_o|| per (n, o).
@@ -165,37 +275,38 @@ def forward_bound(case: Case, accuracy: spec.AccuracyClass) -> Bound:
     wo = np.sqrt((aw.reshape(aw.shape[0], -1) ** 2).sum(axis=1))  # (O,)
     group_of = np.arange(aw.shape[0]) // (aw.shape[0] // groups)
     norms = xg[:, group_of] * wo[None, :]
-    return Bound(elementwise, (0, 1), spec.normwise_bound(norms, _signal_points(p), dtype))
+    return Bound(elementwise, (0, 1), spec.normwise_bound(norms, _signal_points(p), dtype,
+                                                          result_norms=_slice_norms(exact), accumulation=acc))
 
 
-def backward_bounds(case: Case, accuracy: spec.AccuracyClass) -> dict[str, Bound]:
-    """The spec's bounds on each gradient a backward function returns."""
+def backward_bounds(case: Case, model: Model) -> dict[str, Bound]:
+    """The spec's bounds on each gradient a backward function returns, for a backend of ``model``."""
     p, i = case.problem, case.inputs
     dtype = p.dtype
+    accuracy, acc = _model(model, dtype)
     x64 = np.asarray(as64(i.x))
     ady = np.abs(np.asarray(as64(i.dy)))
+    exact = expected_backward(case)
+
+    def bound(magnitude: NDArray[Any], terms: int, name: str) -> Bound:
+        return Bound(spec.elementwise_bound(magnitude, terms, dtype, result=exact[name], accumulation=acc))
+
     if p.op == "max_pool":
-        magnitude = reference.max_pool_backward(x64, ady, **p.params)
-        return {"dx": Bound(spec.elementwise_bound(magnitude, math.prod(p.params["kernel_size"]), dtype))}
+        return {"dx": bound(reference.max_pool_backward(x64, ady, **p.params), math.prod(p.params["kernel_size"]), "dx")}
     if p.op == "avg_pool":
-        magnitude = reference.avg_pool_backward(x64, ady, **p.params)
-        return {"dx": Bound(spec.elementwise_bound(magnitude, math.prod(p.params["kernel_size"]), dtype))}
+        return {"dx": bound(reference.avg_pool_backward(x64, ady, **p.params), math.prod(p.params["kernel_size"]), "dx")}
     w64 = np.asarray(as64(i.w))
     ax, aw = np.abs(x64), np.abs(w64)
     if p.op == "linear":
         n = p.x_shape[0]
         return {
-            "dx": Bound(spec.elementwise_bound(ady @ aw, p.w_shape[0] if p.w_shape else 1, dtype)),
-            "dw": Bound(spec.elementwise_bound(ady.T @ ax, n, dtype)),
-            "db": Bound(spec.elementwise_bound(ady.sum(axis=0), n, dtype)),
+            "dx": bound(ady @ aw, p.w_shape[0] if p.w_shape else 1, "dx"),
+            "dw": bound(ady.T @ ax, n, "dw"),
+            "db": bound(ady.sum(axis=0), n, "db"),
         }
     mdx, mdw, mdb = reference.conv_backward(ax, aw, ady, **p.params)
     k_fwd, k_dx, k_dw = _terms_conv(p)
-    bounds = {
-        "dx": Bound(spec.elementwise_bound(mdx, k_dx, dtype)),
-        "dw": Bound(spec.elementwise_bound(mdw, k_dw, dtype)),
-        "db": Bound(spec.elementwise_bound(mdb, k_dw, dtype)),
-    }
+    bounds = {"dx": bound(mdx, k_dx, "dx"), "dw": bound(mdw, k_dw, "dw"), "db": bound(mdb, k_dw, "db")}
     if accuracy == "fast":
         groups = int(p.params["groups"])
         n, c = p.x_shape[:2]
@@ -212,8 +323,10 @@ def backward_bounds(case: Case, accuracy: spec.AccuracyClass) -> dict[str, Bound
         # dw[o, c'] pairs output channel o with input channel g(o) * cg + c'.
         in_channel = (np.arange(o) // og)[:, None] * cg + np.arange(cg)[None, :]
         norms_dw = np.einsum("no,noc->oc", dyo, xn[:, in_channel])
-        bounds["dx"] = Bound(bounds["dx"].elementwise, (0, 1), spec.normwise_bound(norms_dx, points, dtype))
-        bounds["dw"] = Bound(bounds["dw"].elementwise, (0, 1), spec.normwise_bound(norms_dw, points, dtype))
+        bounds["dx"] = Bound(bounds["dx"].elementwise, (0, 1), spec.normwise_bound(
+            norms_dx, points, dtype, result_norms=_slice_norms(exact["dx"]), accumulation=acc))
+        bounds["dw"] = Bound(bounds["dw"].elementwise, (0, 1), spec.normwise_bound(
+            norms_dw, points, dtype, result_norms=_slice_norms(exact["dw"]), accumulation=acc))
     return bounds
 
 

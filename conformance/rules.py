@@ -121,14 +121,14 @@ def check_forward_values(ctx: Context, case: Case) -> None:
             f"want = {call_source(case.problem.op + '_forward', case, backend='reference')}  # same values, computed in "
             f"{case.problem.dtype} by the reference",
             "print(np.abs(got.astype('float64') - want.astype('float64')).max())"]
-    compare("forward-values", "y", y, expected_forward(case), forward_bound(case, ctx.backend.capabilities.accuracy),
+    compare("forward-values", "y", y, expected_forward(case), forward_bound(case, ctx.backend.capabilities),
             case, ctx.snippet(case, body))
 
 
 def check_backward_values(ctx: Context, case: Case) -> None:
     grads = ctx.backward("backward-values", case)
     want = expected_backward(case)
-    bounds = backward_bounds(case, ctx.backend.capabilities.accuracy)
+    bounds = backward_bounds(case, ctx.backend.capabilities)
     names = list(grads)
     fn = case.problem.op + "_backward"
     body = [f"got = {call_source(fn, case, dy=True)}",
@@ -187,7 +187,7 @@ def check_correlate2d(ctx: Context, case: Case) -> None:
     y_o, dx_o, dw_o = correlate2d_oracle(x, w, dy, p.params)
     if i.b is not None:
         y_o = y_o + float(i.b[0])
-    accuracy = ctx.backend.capabilities.accuracy
+    accuracy = ctx.backend.capabilities
     body = ["import scipy.signal", f"got = {call_source('conv_forward', case)}[0, 0]",
             "(lo0, hi0), (lo1, hi1) = " + repr(p.params["padding"]),
             "xp = np.pad(x[0, 0].astype('float64'), ((lo0, hi0), (lo1, hi1)))",
@@ -234,7 +234,7 @@ def check_finite_differences(ctx: Context, case: Case) -> None:
         return
     rng = np.random.default_rng(zlib.crc32(p.describe().encode()))
     grads = ctx.backward("finite-differences", case)
-    accuracy = ctx.backend.capabilities.accuracy
+    accuracy = ctx.backend.capabilities
     grad_bounds = backward_bounds(case, accuracy)
     dy = np.asarray(case.inputs.dy, dtype=F64)
     for name, grad_name in _variables(case):
@@ -302,7 +302,7 @@ def check_adjoint(ctx: Context, case: Case) -> None:
         return
     rng = np.random.default_rng(zlib.crc32(p.describe().encode()) + 1)
     grads = ctx.backward("adjoint", case)
-    accuracy = ctx.backend.capabilities.accuracy
+    accuracy = ctx.backend.capabilities
     gb = backward_bounds(case, accuracy)
     dy = np.asarray(i.dy, dtype=F64)
     pairs: list[tuple[str, Case, np.ndarray[Any, Any]]] = []
@@ -382,7 +382,7 @@ def _take_channels(bound: Bound, perm: np.ndarray[Any, Any]) -> Bound:
 def check_metamorphic(ctx: Context, drawn: Any) -> None:
     case, choice = drawn
     p, i = case.problem, case.inputs
-    accuracy = ctx.backend.capabilities.accuracy
+    accuracy = ctx.backend.capabilities
     fwd = p.op + "_forward"
     relations = _relations(p.op, ctx)
     relation = relations[choice % len(relations)]
@@ -487,7 +487,7 @@ def _check_translation(ctx: Context, case: Case, y: np.ndarray[Any, Any], yb: Bo
     window = (slice(None), slice(None), slice(1, 1 + out[2]))
     # A sub-slice's error norm is at most the whole slice's: yb's normwise part still applies to the window.
     restricted = Bound(np.broadcast_to(yb.elementwise, y.shape)[window], yb.slice_axes, yb.normwise)
-    bound = _sum_bounds(restricted, forward_bound(shifted, ctx.backend.capabilities.accuracy))
+    bound = _sum_bounds(restricted, forward_bound(shifted, ctx.backend.capabilities))
     _fail_relation("translation", case, y_shift, y[window], bound, ctx,
                    [f"y = {call_source(p.op + '_forward', case)}",
                     f"# the same call on x[:, :, {s}:] must equal y[:, :, 1:] (no padding on that dim)"])
@@ -522,7 +522,7 @@ def check_tie_routing(ctx: Context, case: Case) -> None:
     """Inputs of only a few distinct values: each window's gradient goes to its first maximum."""
     grads = ctx.backward("tie-routing", case)
     compare("tie-routing", "dx", grads["dx"], expected_backward(case)["dx"],
-            backward_bounds(case, ctx.backend.capabilities.accuracy)["dx"], case,
+            backward_bounds(case, ctx.backend.capabilities)["dx"], case,
             ctx.snippet(case, [f"print({call_source('max_pool_backward', case, dy=True)})",
                                f"print({call_source('max_pool_backward', case, dy=True, backend='reference')})"]))
 
@@ -566,7 +566,7 @@ def _tie_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[
 
 def _forward_and_backward(rule: str) -> Check:
     def check(ctx: Context, case: Case) -> None:
-        accuracy = ctx.backend.capabilities.accuracy
+        accuracy = ctx.backend.capabilities
         fn = case.problem.op
         snippet = ctx.snippet(case, [f"print({call_source(fn + '_forward', case)})",
                                      f"print({call_source(fn + '_forward', case, backend='reference')})"])

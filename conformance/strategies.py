@@ -14,6 +14,7 @@ case; the smallest spatial rank comes first, so shrinking moves towards it.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import spec
+import spec.accuracy
 from spec import Capabilities, OpName, Padding
 
 _T = TypeVar("_T")
@@ -150,6 +152,8 @@ class Limits:
     pad: int
     extra: int
     batch: int
+    #: The larger class (which may also draw a long weight-gradient reduction).
+    large: bool = False
 
 
 def size_limits(choose: Choices, rank: int, large: bool | None = None) -> Limits:
@@ -159,31 +163,93 @@ def size_limits(choose: Choices, rank: int, large: bool | None = None) -> Limits
     """
     large = choose.boolean() if large is None else large
     if rank == 3:
-        return Limits(2, 2, 2, 3, 2, 2, 3, 3) if not large else Limits(3, 3, 3, 3, 3, 2, 6, 3)
+        return Limits(2, 2, 2, 3, 2, 2, 3, 3) if not large else Limits(3, 3, 3, 3, 3, 2, 6, 3, large=True)
     if not large:
         return Limits(3, 3, 3, 3, 2, 2, 5, 3)
-    return Limits(6, 4, 5, 4, 3, 3, 40 if rank == 1 else 20, 5)
+    return Limits(6, 4, 5, 4, 3, 3, 40 if rank == 1 else 20, 5, large=True)
+
+
+#: The shortest and longest weight-gradient reductions (N * prod(out) terms) of the long-reduction class.
+LONG_REDUCTION = (1024, 4096)
+#: Reductions up to this length are checkable in every accumulation precision the suite meets by default.
+UNLIMITED_TERMS = 100_000
+
+
+@functools.lru_cache(maxsize=None)
+def _checkable(dtype: str, accumulation: str) -> int:
+    return spec.accuracy.checkable_terms(dtype, accumulation)
+
+
+def reduction_limit(caps: Capabilities, dtype: str) -> int | None:
+    """The longest reduction (K terms) whose accuracy bound can still tell a wrong result, or None if unlimited.
+
+    Only a backend declaring a narrow accumulation (float16 or bfloat16 sums) has one: see
+    spec.accuracy.checkable_terms. Problems of such a backend keep every K within it, dW's
+    ``N * prod(out)`` included.
+    """
+    limit = _checkable(dtype, caps.accumulation_for(dtype))
+    return None if limit >= UNLIMITED_TERMS else limit
+
+
+def _kernel(choose: Choices, rank: int, most: int, limit: int | None) -> tuple[int, ...]:
+    """Kernel sizes up to ``most`` per dim, with a product of at most ``limit`` taps."""
+    kernel: list[int] = []
+    for _ in range(rank):
+        top = most if limit is None else max(1, min(most, limit // math.prod(kernel)))
+        kernel.append(choose.integer(1, top))
+    return tuple(kernel)
+
+
+def _largest_input(most_out: int, k: int, d: int, lo: int, hi: int, s: int) -> int:
+    """The largest input size whose output size (floor mode) is at most ``most_out``."""
+    return (most_out - 1) * s + s - 1 + d * (k - 1) + 1 - lo - hi
 
 
 def _build_conv(choose: Choices, caps: Capabilities, dtype: str, *, rank: int | None = None,
                 max_batch: int | None = None, single_channel: bool = False, large: bool | None = None) -> Problem:
+    """With a reduction limit (a declared narrow accumulation), every sum stays within it: the forward's
+    ``C_in / groups * prod(kernel)``, dx's ``C_out / groups * prod(kernel)`` and dW's ``N * prod(out)``."""
     rank = rank if rank is not None else choose.choice(sorted(caps.spatial_ranks))
     lim = size_limits(choose, rank, large)
+    limit = reduction_limit(caps, dtype)
     if single_channel:
         groups, c_in, c_out = 1, 1, 1
     else:
         groups = choose.integer(1, lim.groups) if caps.groups else 1
         c_in = groups * choose.integer(1, lim.channels)
         c_out = groups * choose.integer(1, lim.channels)
-    kernel = tuple(choose.integer(1, lim.kernel) for _ in range(rank))
+    kernel = _kernel(choose, rank, lim.kernel, limit)
+    if limit is not None and not single_channel:
+        per_group = max(1, limit // math.prod(kernel))
+        c_in, c_out = groups * min(c_in // groups, per_group), groups * min(c_out // groups, per_group)
     stride = tuple(choose.integer(1, lim.stride) for _ in range(rank))
     dilation = tuple(choose.integer(1, lim.dilation) if caps.dilation else 1 for _ in range(rank))
     padding = _choose_padding(choose, caps, kernel, limit=None, most=lim.pad)
-    spatial = tuple(
-        _sizes_for(choose, d * (k - 1) + 1 - lo - hi, lim.extra)
-        for k, d, (lo, hi) in zip(kernel, dilation, padding)
-    )
-    batch = choose.integer(1, lim.batch if max_batch is None else max_batch)
+    batch_top = lim.batch if max_batch is None else max_batch
+    if limit is None and lim.large and choose.integer(0, 3) == 0:
+        # A long reduction, where split-K and blocked accumulations break: dW sums 1024 to 4096 terms.
+        batch = choose.integer(1, batch_top)
+        side = math.ceil((choose.integer(*LONG_REDUCTION) / batch) ** (1 / rank))
+        stride = (1,) * rank
+        spatial = tuple(max(1, side + d * (k - 1) - lo - hi) for k, d, (lo, hi) in zip(kernel, dilation, padding))
+    elif limit is None:
+        spatial = tuple(
+            _sizes_for(choose, d * (k - 1) + 1 - lo - hi, lim.extra)
+            for k, d, (lo, hi) in zip(kernel, dilation, padding)
+        )
+        batch = choose.integer(1, batch_top)
+    else:  # dW sums N * prod(out) terms: the batch, then each side within what the others leave
+        needs = [max(1, d * (k - 1) + 1 - lo - hi) for k, d, (lo, hi) in zip(kernel, dilation, padding)]
+        outs = [spec.output_size(n, k, stride=s, padding=pads, dilation=d)
+                for n, k, s, pads, d in zip(needs, kernel, stride, padding, dilation)]
+        batch = choose.integer(1, max(1, min(batch_top, limit // math.prod(outs))))
+        sizes: list[int] = []
+        for i, (k, d, (lo, hi), s) in enumerate(zip(kernel, dilation, padding, stride)):
+            others = max(batch, 1) * math.prod(outs[:i]) * math.prod(outs[i + 1:])
+            top = max(needs[i], min(needs[i] + lim.extra, _largest_input(max(1, limit // others), k, d, lo, hi, s)))
+            sizes.append(choose.integer(needs[i], top))
+            outs[i] = spec.output_size(sizes[-1], k, stride=s, padding=(lo, hi), dilation=d)
+        spatial = tuple(sizes)
     return Problem(
         "conv", dtype, (batch, c_in, *spatial), (c_out, c_in // groups, *kernel), choose.boolean(),
         {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups},
@@ -205,7 +271,7 @@ def _build_pool(choose: Choices, caps: Capabilities, dtype: str, op: OpName, *, 
                 max_batch: int | None = None, ceil_mode: bool | None = None, large: bool | None = None) -> Problem:
     rank = rank if rank is not None else choose.choice(sorted(caps.spatial_ranks))
     lim = size_limits(choose, rank, large)
-    kernel = tuple(choose.integer(1, lim.kernel) for _ in range(rank))
+    kernel = _kernel(choose, rank, lim.kernel, reduction_limit(caps, dtype))
     stride = tuple(choose.integer(1, lim.stride) for _ in range(rank))
     dilated = caps.max_pool_dilation if op == "max_pool" else caps.avg_pool_dilation
     dilation = tuple(choose.integer(1, lim.dilation) if dilated else 1 for _ in range(rank))
@@ -229,10 +295,11 @@ def _build_pool(choose: Choices, caps: Capabilities, dtype: str, op: OpName, *, 
 
 def _build_linear(choose: Choices, caps: Capabilities, dtype: str, *, max_batch: int | None = None,
                   large: bool | None = None) -> Problem:
-    top = 70 if (choose.boolean() if large is None else large) else 8
+    limit = reduction_limit(caps, dtype) or 70
+    top = min(70, limit) if (choose.boolean() if large is None else large) else min(8, limit)
     n_in = choose.integer(1, top)
     n_out = choose.same_or_integer(n_in, 1, top)
-    batch = choose.integer(1, 4 if max_batch is None else max_batch)
+    batch = choose.integer(1, min(4 if max_batch is None else max_batch, limit))
     return Problem("linear", dtype, (batch, n_in), (n_out, n_in), choose.boolean(), {})
 
 
@@ -295,6 +362,17 @@ def _value_scale(dtype: str, problem: Problem, kind: ValueKind) -> float:
     return float(2.0 ** -max(0, math.ceil(math.log2(worst / 8192.0)) // 2 + 1)) if worst > 8192 else 1.0
 
 
+def _distinct_in_8_bits(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Map integers (as floats) one-to-one onto numbers exact in 8 significant bits, keeping the sign.
+
+    |v| < 128 stays; above, |v| = 128 q + r becomes (128 + r) * 2**(q - 1): octave q holds 128 values.
+    """
+    magnitude = np.abs(values)
+    q, r = np.divmod(magnitude, 128)
+    spread = np.where(q == 0, magnitude, (128 + r) * np.exp2(q - 1))
+    return np.asarray(np.sign(values) * spread, dtype=np.float64)
+
+
 def make_values(shape: tuple[int, ...], kind: ValueKind, dtype: str, rng: np.random.Generator,
                 scale: float = 1.0) -> np.ndarray[Any, Any]:
     """An array of one value kind, exactly representable in ``dtype``.
@@ -320,6 +398,8 @@ def make_values(shape: tuple[int, ...], kind: ValueKind, dtype: str, rng: np.ran
         plane = math.prod(shape[2:]) if len(shape) > 2 else size
         ranks = np.argsort(rng.random((size // max(plane, 1), plane)), axis=-1) if size else np.zeros(0)
         values = (ranks - plane / 2).astype(np.float64).reshape(shape)
+        if dtype == "bfloat16":  # 8 significant bits: integers above 256 collide; spread them over octaves
+            values = _distinct_in_8_bits((ranks - plane // 2).astype(np.float64).reshape(shape))
     else:
         values = -rng.uniform(0.5, 4.0, size=shape)
     return (values * scale).astype(dtype)

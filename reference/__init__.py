@@ -2,7 +2,7 @@
 
 ``import reference`` is itself a backend of the protocol in :mod:`spec.protocol`:
 every function validates its arguments through :mod:`spec` and computes the
-operation the spec documents, float16 in float32 and the others in their own dtype.
+operation the spec documents, float16 and bfloat16 in float32 and the others in their own dtype.
 """
 
 from reference.adaptive_pool import (
@@ -20,7 +20,7 @@ from reference.pool_indices import max_pool_indices
 from spec import Capabilities
 
 #: The reference implements everything the spec defines, with direct summation.
-CAPABILITIES = Capabilities(accuracy="direct", notes=("NumPy im2col + matmul; float16 computed in float32",))
+CAPABILITIES = Capabilities(accuracy="direct", notes=("NumPy im2col + matmul; float16 and bfloat16 computed in float32",))
 
 __all__ = [
     "CAPABILITIES",

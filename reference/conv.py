@@ -43,8 +43,9 @@ BATCH_MAJOR_MIN_POSITIONS = 128
 
 
 def compute_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
-    """float16 is computed in float32 (NumPy has no fast float16 matmul); others in place."""
-    return np.dtype(np.float32) if dtype == np.float16 else dtype
+    """float16 and bfloat16 are computed in float32 (the spec's default accumulation; NumPy has no
+    fast matmul for them); the others in place."""
+    return np.dtype(np.float32) if dtype.name in ("float16", "bfloat16") else dtype
 
 
 def _grid(x: Array, w: Array, out_shape: tuple[int, ...], stride: tuple[int, ...], padding: Padding,

@@ -17,13 +17,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import ml_dtypes  # noqa: F401  (registers bfloat16 with NumPy: np.dtype("bfloat16"))
 import numpy as np
 
 from spec.errors import SpecError
 from spec.shapes import IntOrTuple, Padding, PaddingLike, normalize_tuple, output_size, resolve_padding
 
-#: The floating dtypes the spec defines accuracy for.
-DTYPES: tuple[str, ...] = ("float64", "float32", "float16")
+#: The floating dtypes the spec defines accuracy for; bfloat16 is ml_dtypes' (the type JAX and PyTorch interoperate with).
+DTYPES: tuple[str, ...] = ("float64", "float32", "float16", "bfloat16")
 #: Number of spatial dimensions an operation may have.
 SPATIAL_RANKS: tuple[int, ...] = (1, 2, 3)
 
@@ -122,14 +123,14 @@ def check_array(name: str, a: object, *, ndim: Sequence[int]) -> np.ndarray[Any,
     >>> check_array("x", np.zeros((1, 1, 4), dtype=np.int64), ndim=(3,))
     Traceback (most recent call last):
     ...
-    spec.errors.SpecError: x.dtype=dtype('int64') is invalid: must be a floating dtype (float16, float32 or float64)
+    spec.errors.SpecError: x.dtype=dtype('int64') is invalid: must be a floating dtype (float16, float32, float64 or bfloat16)
     """
     if not isinstance(a, np.ndarray):
         raise SpecError(f"type({name})", type(a).__name__, "must be numpy.ndarray")
     if a.ndim not in ndim:
         raise SpecError(f"{name}.ndim", a.ndim, f"must be one of {tuple(ndim)} (shape {a.shape})")
     if a.dtype.name not in DTYPES:
-        raise SpecError(f"{name}.dtype", a.dtype, "must be a floating dtype (float16, float32 or float64)")
+        raise SpecError(f"{name}.dtype", a.dtype, "must be a floating dtype (float16, float32, float64 or bfloat16)")
     return a
 
 

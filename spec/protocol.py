@@ -22,14 +22,14 @@ what it therefore left uncovered. ``import reference`` is itself a backend:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
 
-from spec.accuracy import AccuracyClass
+from spec.accuracy import ACCUMULATIONS, SIGNIFICANT_BITS, AccuracyClass, accumulation_of, checkable_terms
 from spec.errors import SpecError
 from spec.params import DTYPES, SPATIAL_RANKS
 from spec.shapes import Padding
@@ -118,7 +118,9 @@ class Capabilities:
     not covered.
 
     >>> Capabilities(dtypes=frozenset({"float32"}), ceil_mode=False).uncovered()
-    ['dtypes: float16, float64', 'ceil_mode']
+    ['dtypes: bfloat16, float16, float64', 'ceil_mode']
+    >>> Capabilities(accumulation={"float16": "float16"}).uncovered()
+    ['accumulation: float16 summed in float16 (reductions limited to K <= 121 terms)']
     """
 
     #: Floating dtypes the backend computes in (names as NumPy spells them).
@@ -149,8 +151,12 @@ class Capabilities:
     #: NaN and infinite input values (forward only; the spec leaves
     #: gradients at non-finite inputs unconstrained).
     nonfinite: bool = True
-    #: The accuracy class of the backend's convolutions (see spec.accuracy).
-    accuracy: AccuracyClass = "fast"
+    #: The accuracy class of the backend's convolutions (see spec.accuracy): "direct"
+    #: (elementwise) unless an FFT or Winograd convolution declares "fast".
+    accuracy: AccuracyClass = "direct"
+    #: Input dtype -> precision its sums are accumulated in, where it differs from
+    #: spec.accuracy.DEFAULT_ACCUMULATION (float16 and bfloat16 in float32), e.g. {"float16": "float16"}.
+    accumulation: Mapping[str, str] = field(default_factory=dict)
     #: The backend compiles a kernel per input shape and parameter set (``jax.jit``, XLA, TVM, tinygrad):
     #: the suite then draws shapes from a small pool per operation and dtype and varies the values, so
     #: each shape compiles once (see conformance/shape_pool.py). Not a narrowing: nothing is left out.
@@ -169,6 +175,24 @@ class Capabilities:
             raise SpecError("Capabilities.pool_padding", self.pool_padding, "must be 'any' or 'half_kernel'")
         if self.accuracy not in ("direct", "fast"):
             raise SpecError("Capabilities.accuracy", self.accuracy, "must be 'direct' or 'fast'")
+        if not isinstance(self.accumulation, Mapping):
+            raise SpecError("Capabilities.accumulation", self.accumulation, "must map dtype names to precisions")
+        for dtype, precision in self.accumulation.items():
+            if dtype not in DTYPES:
+                raise SpecError("Capabilities.accumulation", dtype, f"keys must be dtypes of {DTYPES}")
+            if precision not in ACCUMULATIONS:
+                raise SpecError(f"Capabilities.accumulation[{dtype!r}]", precision, f"must be one of {ACCUMULATIONS}")
+        # A plain dict (picklable for the isolation worker), a copy the caller cannot change afterwards.
+        object.__setattr__(self, "accumulation", dict(self.accumulation))
+
+    def accumulation_for(self, dtype: str) -> str:
+        """The precision the backend accumulates ``dtype`` in (declared, or the spec's default).
+
+        >>> declared = Capabilities(accumulation={"float16": "float16"})
+        >>> Capabilities().accumulation_for("float16"), declared.accumulation_for("float16")
+        ('float32', 'float16')
+        """
+        return accumulation_of(dtype, self.accumulation)
 
     def uncovered(self) -> list[str]:
         """Human-readable list of what these capabilities leave out of the spec."""
@@ -176,6 +200,13 @@ class Capabilities:
         out: list[str] = []
         for f in fields(self):
             if f.name in ("accuracy", "notes", "compiles_per_shape"):
+                continue
+            if f.name == "accumulation":
+                for dtype in sorted(self.dtypes):
+                    acc = self.accumulation_for(dtype)
+                    if SIGNIFICANT_BITS[acc] < SIGNIFICANT_BITS[accumulation_of(dtype)]:
+                        out.append(f"accumulation: {dtype} summed in {acc} (reductions limited to "
+                                   f"K <= {checkable_terms(dtype, acc)} terms)")
                 continue
             mine, everything = getattr(self, f.name), getattr(full, f.name)
             if mine == everything:

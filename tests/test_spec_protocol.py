@@ -27,13 +27,14 @@ def test_default_capabilities_cover_everything() -> None:
     assert caps.dtypes == frozenset(spec.DTYPES)
     assert caps.spatial_ranks == frozenset(spec.SPATIAL_RANKS)
     assert caps.count_include_pad == frozenset({True, False})
-    assert caps.accuracy == "fast"
+    assert caps.accuracy == "direct"          # the strict class unless a fast algorithm declares itself
+    assert caps.accumulation == {} and caps.accumulation_for("float16") == "float32"
 
 
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"dtypes": frozenset({"float32"})}, ["dtypes: float16, float64"]),
+        ({"dtypes": frozenset({"float32"})}, ["dtypes: bfloat16, float16, float64"]),
         ({"spatial_ranks": frozenset({2})}, ["spatial_ranks: 1, 3"]),
         ({"dilation": False}, ["dilation"]),
         ({"groups": False}, ["groups"]),
@@ -45,7 +46,10 @@ def test_default_capabilities_cover_everything() -> None:
         ({"pool_padding": "half_kernel"}, ["pool_padding beyond half the kernel"]),
         ({"empty_batch": False}, ["empty_batch"]),
         ({"nonfinite": False}, ["nonfinite"]),
-        ({"accuracy": "direct"}, []),
+        ({"accuracy": "fast"}, []),
+        ({"accumulation": {"float32": "float64"}}, []),
+        ({"accumulation": {"bfloat16": "bfloat16"}},
+         ["accumulation: bfloat16 summed in bfloat16 (reductions limited to K <= 22 terms)"]),
         ({"notes": ("uses oneDNN",)}, []),
         ({"groups": False, "ceil_mode": False}, ["groups", "ceil_mode"]),
     ],
@@ -57,7 +61,10 @@ def test_uncovered_names_each_narrowed_field(changes: dict[str, Any], expected: 
 @pytest.mark.parametrize(
     ("changes", "parameter"),
     [
-        ({"dtypes": frozenset({"bfloat16", "float32"})}, "Capabilities.dtypes"),
+        ({"dtypes": frozenset({"float8", "float32"})}, "Capabilities.dtypes"),
+        ({"accumulation": {"int8": "float32"}}, "Capabilities.accumulation"),
+        ({"accumulation": {"float16": "tf32"}}, "Capabilities.accumulation['float16']"),
+        ({"accumulation": "float16"}, "Capabilities.accumulation"),
         ({"dtypes": frozenset({"int32"})}, "Capabilities.dtypes"),
         ({"spatial_ranks": frozenset({0, 1})}, "Capabilities.spatial_ranks"),
         ({"spatial_ranks": frozenset({4})}, "Capabilities.spatial_ranks"),

@@ -248,6 +248,56 @@ register("conv-float16-accumulation", "float32 inputs computed in float16", ("co
          dtypes=("float32",), conv_forward=_f16_fwd, conv_backward=_f16_bwd)
 
 
+def _tf32(a: Array) -> Array:
+    """float32 values as TF32 holds them: the 13 low mantissa bits rounded away (10 explicit bits remain)."""
+    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    rounded: Array = ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+    return rounded
+
+
+def conv_forward_tf32(x: Array, w: Array, b: Array | None, **p: Any) -> Array:
+    return reference.conv_forward(_tf32(x), _tf32(w), b, **p)
+
+
+def conv_backward_tf32(x: Array, w: Array, dy: Array, **p: Any) -> tuple[Array, Array, Array]:
+    return reference.conv_backward(_tf32(x), _tf32(w), _tf32(dy), **p)
+
+
+register("conv-tf32-arithmetic", "a float32 convolution multiplies in TF32 (inputs rounded to 10 mantissa bits), "
+         "as PyTorch's default for convolutions on recent NVIDIA GPUs does", ("conv",), VALUES, says="TF32",
+         dtypes=("float32",), conv_forward=conv_forward_tf32, conv_backward=conv_backward_tf32)
+
+#: Longest weight-gradient reduction the next bug leaves alone.
+LONG_REDUCTION = 1000
+
+
+def conv_backward_drops_sample(x: Array, w: Array, dy: Array, **p: Any) -> tuple[Array, Array, Array]:
+    """dW without sample 0's contribution, only when dW sums more than LONG_REDUCTION terms (a split-K bug)."""
+    dx, dw, db = reference.conv_backward(x, w, dy, **p)
+    if x.shape[0] * math.prod(dy.shape[2:]) > LONG_REDUCTION:
+        dw = reference.conv_backward(x[1:], w, dy[1:], **p)[1]
+    return dx, dw, db
+
+
+register("conv-float16-dw-drops-sample-long-reduction",
+         f"float16 dW drops sample 0's contribution when it sums more than {LONG_REDUCTION} terms", ("conv",),
+         {"backward-values", "finite-differences", "adjoint", "correlate2d"}, dtypes=("float16",),
+         conv_backward=conv_backward_drops_sample)
+
+
+def conv_forward_corner_off(x: Array, w: Array, b: Array | None, **p: Any) -> Array:
+    """One border output (the first spatial corner of sample 0, channel 0) off by 1.0."""
+    y = reference.conv_forward(x, w, b, **p)
+    if y.size:
+        y[(0, 0) + (0,) * (y.ndim - 2)] += 1
+    return y
+
+
+register("conv-float16-border-output-off", "float16 convolution with one border output off by 1.0 (a tile-edge "
+         "bug), under the default accuracy class", ("conv",), VALUES, dtypes=("float16",),
+         conv_forward=conv_forward_corner_off)
+
+
 def conv_forward_3d_bug(x: Array, w: Array, b: Array | None, **p: Any) -> Array:
     if x.ndim == 5:  # only the 3-D kernel path reads the weight in the wrong layout
         w = _reinterpret(w)

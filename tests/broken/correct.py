@@ -1,16 +1,19 @@
 """Correct backends that round differently from the reference: they must pass.
 
 * ``FFT``: convolution forward and backward through real FFTs (scipy.fft) over
-  the padded signal, in the input dtype (float16 in float32); declares
-  ``accuracy="fast"``, so its error is judged normwise per slice.
-* ``OFFSET_ORDER_F16``: convolution, average pooling and linear layers summed
+  the padded signal, in the input dtype (float16 and bfloat16 in float32);
+  declares ``accuracy="fast"``, so its error is judged normwise per slice.
+* ``OFFSET_ORDER``: convolution, average pooling and linear layers summed
   in the input dtype itself (float16 stays float16: every product and every
-  partial sum is rounded to float16), one kernel offset after another.
+  partial sum is rounded to float16), one kernel offset after another; it
+  declares float16 and bfloat16 accumulation.
 * ``REVERSED_PAIRWISE``: the same, with kernel offsets in reverse order and
   channels summed pairwise, checked in float32 and float64.
+* ``REVERSED_PAIRWISE_F32``: that order with float16 and bfloat16 summed in
+  float32 (the spec's default accumulation), rounded once at the end.
 
-The last two declare ``accuracy="direct"``: any summation order of K products
-in the dtype is within the elementwise bound of spec.accuracy.
+They declare nothing else: the direct class, where any summation order of K
+products in the declared precision is within the elementwise bound.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def _conv_grid(x: Array, w: Array, out: tuple[int, ...], stride: tuple[int, ...]
 # --------------------------------------------------------------------------- FFT convolution
 
 def _compute(dtype: np.dtype[Any]) -> np.dtype[Any]:
-    return np.dtype(np.float32) if dtype == np.float16 else dtype
+    return np.dtype(np.float32) if dtype.name in ("float16", "bfloat16") else dtype
 
 
 def _dilate(a: Array, factors: tuple[int, ...]) -> Array:
@@ -132,19 +135,41 @@ def _sum_axis(a: Array, axis: int, pairwise: bool) -> Array:
 
 
 class InDtype:
-    """Direct convolution, average pooling and linear layers computed in the input dtype."""
+    """Direct convolution, average pooling and linear layers computed in the input dtype.
 
-    def __init__(self, *, reverse: bool, pairwise: bool) -> None:
-        self.reverse, self.pairwise = reverse, pairwise
-        self.capabilities = Capabilities(accuracy="direct", notes=(f"in-dtype sums, reverse={reverse}, "
-                                                                   f"pairwise={pairwise}",))
+    With ``float32_accumulation``, float16 and bfloat16 inputs are computed in float32
+    instead (the spec's default) and rounded to their dtype once, at the end.
+    """
+
+    def __init__(self, *, reverse: bool, pairwise: bool, float32_accumulation: bool = False) -> None:
+        self.reverse, self.pairwise, self.widen = reverse, pairwise, float32_accumulation
+        narrow = {} if float32_accumulation else {"float16": "float16", "bfloat16": "bfloat16"}
+        self.capabilities = Capabilities(accumulation=narrow, notes=(
+            f"{'float32' if float32_accumulation else 'in-dtype'} sums, reverse={reverse}, pairwise={pairwise}",))
         self.max_pool_forward = reference.max_pool_forward
         self.max_pool_backward = reference.max_pool_backward
+        for name in ("conv_forward", "conv_backward", "avg_pool_forward", "avg_pool_backward", "linear_forward",
+                     "linear_backward"):
+            setattr(self, name, self._widened(getattr(self, "_" + name)))
+
+    def _widened(self, fn: Any) -> Any:
+        """``fn`` on float32 copies of narrow inputs, its results rounded back, when accumulating in float32."""
+        def call(*args: Any, **kwargs: Any) -> Any:
+            dtype = args[0].dtype
+            if not (self.widen and dtype.name in ("float16", "bfloat16")):
+                return fn(*args, **kwargs)
+            wide = [a.astype(np.float32) if isinstance(a, np.ndarray) else a for a in args]
+            out = fn(*wide, **kwargs)
+            if isinstance(out, tuple):
+                return tuple(np.ascontiguousarray(o, dtype=dtype) for o in out)
+            return np.ascontiguousarray(out, dtype=dtype)
+
+        return call
 
     def _order(self, n: int) -> list[int]:
         return list(range(n))[::-1] if self.reverse else list(range(n))
 
-    def conv_forward(self, x: Array, w: Array, b: Array | None, *, stride: tuple[int, ...], padding: Padding,
+    def _conv_forward(self, x: Array, w: Array, b: Array | None, *, stride: tuple[int, ...], padding: Padding,
                      dilation: tuple[int, ...], groups: int) -> Array:
         out_shape = spec.conv_output_shape(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
         grid = _conv_grid(x, w, out_shape[2:], stride, padding, dilation)
@@ -165,7 +190,7 @@ class InDtype:
             y = y + b.reshape((1, -1) + (1,) * (y.ndim - 2))
         return np.ascontiguousarray(y, dtype=x.dtype)
 
-    def conv_backward(self, x: Array, w: Array, dy: Array, *, stride: tuple[int, ...], padding: Padding,
+    def _conv_backward(self, x: Array, w: Array, dy: Array, *, stride: tuple[int, ...], padding: Padding,
                       dilation: tuple[int, ...], groups: int) -> tuple[Array, Array, Array]:
         out_shape = spec.conv_output_shape(x, w, None, stride=stride, padding=padding, dilation=dilation,
                                            groups=groups)
@@ -193,7 +218,7 @@ class InDtype:
         db = _sum_axis(np.moveaxis(dy, 1, 0).reshape(dy.shape[1], n * math.prod(out_shape[2:])), 1, self.pairwise)
         return np.ascontiguousarray(crop(dxp, grid)), dw, np.ascontiguousarray(db, dtype=x.dtype)
 
-    def avg_pool_forward(self, x: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...],
+    def _avg_pool_forward(self, x: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...],
                          padding: Padding, dilation: tuple[int, ...], ceil_mode: bool,
                          count_include_pad: bool) -> Array:
         _, grid = _pool_grid(x, kernel_size, stride, padding, dilation, ceil_mode)
@@ -204,7 +229,7 @@ class InDtype:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.ascontiguousarray(total / divisor)
 
-    def avg_pool_backward(self, x: Array, dy: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...],
+    def _avg_pool_backward(self, x: Array, dy: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...],
                           padding: Padding, dilation: tuple[int, ...], ceil_mode: bool,
                           count_include_pad: bool) -> Array:
         out_shape, grid = _pool_grid(x, kernel_size, stride, padding, dilation, ceil_mode)
@@ -217,7 +242,7 @@ class InDtype:
             dxp[LEAD + grid.slices[k]] += share
         return np.ascontiguousarray(crop(dxp, grid))
 
-    def linear_forward(self, x: Array, w: Array, b: Array | None) -> Array:
+    def _linear_forward(self, x: Array, w: Array, b: Array | None) -> Array:
         spec.linear_output_shape(x, w, b)
         products = x[:, None, :] * w[None, :, :]  # (N, out, in)
         order = self._order(w.shape[1])
@@ -225,7 +250,7 @@ class InDtype:
                                                                                           dtype=x.dtype)
         return np.ascontiguousarray(y if b is None else y + b, dtype=x.dtype)
 
-    def linear_backward(self, x: Array, w: Array, dy: Array) -> tuple[Array, Array, Array]:
+    def _linear_backward(self, x: Array, w: Array, dy: Array) -> tuple[Array, Array, Array]:
         out_shape = spec.linear_output_shape(x, w, None)
         spec.check_dy(dy, out_shape, x.dtype)
         batch = self._order(x.shape[0])
@@ -238,10 +263,13 @@ class InDtype:
 
 OFFSET_ORDER = InDtype(reverse=False, pairwise=False)
 REVERSED_PAIRWISE = InDtype(reverse=True, pairwise=True)
+REVERSED_PAIRWISE_F32 = InDtype(reverse=True, pairwise=True, float32_accumulation=True)
 
 #: name -> (backend, dtypes it is checked in, operations it implements differently from the reference).
 CORRECT: dict[str, tuple[object, tuple[str, ...], tuple[spec.OpName, ...]]] = {
-    "fft-conv": (FFT, ("float64", "float32", "float16"), ("conv",)),
-    "float16-in-float16-offset-order": (OFFSET_ORDER, ("float16",), ("conv", "avg_pool", "linear")),
+    "fft-conv": (FFT, spec.DTYPES, ("conv",)),
+    "float16-bfloat16-in-own-dtype-offset-order": (OFFSET_ORDER, ("float16", "bfloat16"), ("conv", "avg_pool", "linear")),
     "reversed-offsets-pairwise-channels": (REVERSED_PAIRWISE, ("float32", "float64"), ("conv", "avg_pool", "linear")),
+    "float16-bfloat16-in-float32-reversed-pairwise": (REVERSED_PAIRWISE_F32, ("float16", "bfloat16"),
+                                                      ("conv", "avg_pool", "linear")),
 }
