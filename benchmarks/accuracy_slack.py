@@ -121,7 +121,7 @@ def table(examples: int, seed: int) -> str:
                     continue
                 fwd, bwd, k = measure(backend, op, dtype, examples, seed)
                 longest = max(longest, k)
-                cells.append(f"{fwd:.2g} / {bwd:.2g}")
+                cells.append(f"{fwd:.3g} / {bwd:.3g}")
             lines.append(f"| {label} | {dtype} | " + " | ".join(cells) + f" | {longest} |")
             print(lines[-1], file=sys.stderr, flush=True)
     return "\n".join(lines)

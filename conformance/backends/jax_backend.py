@@ -71,8 +71,12 @@ VERSION: str = jax.__version__
 
 CAPABILITIES = spec.Capabilities(
     compiles_per_shape=True,
+    # XLA rounds every op's result to the dtype: a bias is added to the already-rounded
+    # convolution or matmul, and reduce_window sums average-pooling windows in the dtype itself.
+    accumulation={"float16": "float16", "bfloat16": "bfloat16"},
     notes=(
         f"jax {jax.__version__}; backward by jax.vjp; jax_enable_x64 on",
+        "float16 and bfloat16: each op rounds to the dtype (bias added after the rounded conv or matmul)",
         "average pooling is reduce_window(add) / window count; ceil mode is extra after-padding",
         "max pooling backward with dilation > 1: JAX has no VJP (UnsupportedError)",
     ),

@@ -54,6 +54,7 @@ CAPABILITIES = spec.Capabilities(
         "pooling padding must be at most half the kernel; for dilated max pooling half the *undilated* kernel",
         "avg_pool: no dilation; count_include_pad=False only with before == after padding",
         "float16 avg_pool3d has no CPU kernel (UnsupportedError)",
+        "bfloat16 tensors are built from and read back through float32 (exact)",
     ),
 )
 
@@ -67,11 +68,19 @@ def _framework_limits() -> AbstractContextManager[None]:
 
 
 def _tensor(a: Array, *, grad: bool = False) -> torch.Tensor:
-    """A copy of ``a`` as a CPU tensor (PyTorch never sees the caller's buffer)."""
+    """A copy of ``a`` as a CPU tensor (PyTorch never sees the caller's buffer).
+
+    NumPy's bfloat16 (ml_dtypes) is not a dtype torch.tensor reads: it goes through
+    float32, which holds every bfloat16 value exactly.
+    """
+    if a.dtype.name == "bfloat16":
+        return torch.tensor(a.astype(np.float32)).to(torch.bfloat16).requires_grad_(grad)
     return torch.tensor(a, requires_grad=grad)
 
 
 def _numpy(t: torch.Tensor) -> Array:
+    if t.dtype == torch.bfloat16:  # exact both ways: a bfloat16 result passes through float32 unchanged
+        return fresh(t.detach().float().numpy().astype("bfloat16"))
     return fresh(t.detach().numpy())
 
 

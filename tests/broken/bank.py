@@ -242,10 +242,10 @@ def _lower(compute: str) -> tuple[Any, Any]:
 
 _f32_fwd, _f32_bwd = _lower("float32")
 register("conv-float32-accumulation", "float64 inputs computed in float32", ("conv",), VALUES,
-         dtypes=("float64",), conv_forward=_f32_fwd, conv_backward=_f32_bwd)
+         says="float32 arithmetic", dtypes=("float64",), conv_forward=_f32_fwd, conv_backward=_f32_bwd)
 _f16_fwd, _f16_bwd = _lower("float16")
 register("conv-float16-accumulation", "float32 inputs computed in float16", ("conv",), VALUES,
-         dtypes=("float32",), conv_forward=_f16_fwd, conv_backward=_f16_bwd)
+         says="significant bits", dtypes=("float32",), conv_forward=_f16_fwd, conv_backward=_f16_bwd)
 
 
 def _tf32(a: Array) -> Array:
