@@ -71,8 +71,12 @@ def _names(function: str) -> tuple[str, ...]:
 
 
 def value_deviation(function: str, result: Any, args: Sequence[Any], kwargs: dict[str, Any],
-                    accuracy: spec.AccuracyClass = "direct") -> str | None:
-    """Why the result of a valid call breaks the spec (contract, shape, dtype, values), or None."""
+                    accuracy: spec.AccuracyClass = "direct", accumulation: dict[str, str] | None = None) -> str | None:
+    """Why the result of a valid call breaks the spec (contract, shape, dtype, values), or None.
+
+    ``accuracy`` and ``accumulation`` are the backend's declared accuracy class and accumulation precisions.
+    """
+    model = spec.Capabilities(accuracy=accuracy, accumulation=accumulation or {})
     problems = inspect_result(function, result, dict(zip(_input_names(function, len(args)), args)))
     if problems:
         return f"{function}: {problems[0]}"
@@ -81,11 +85,11 @@ def value_deviation(function: str, result: Any, args: Sequence[Any], kwargs: dic
     results = result if isinstance(result, (tuple, list)) else (result,)
     if function.endswith("_forward"):
         expected = {"y": expected_forward(case)}
-        bounds = {"y": forward_bound(case, accuracy)}
+        bounds = {"y": forward_bound(case, model)}
         shapes = {"y": case.problem.output_shape()}
     else:
         expected = expected_backward(case)
-        bounds = backward_bounds(case, accuracy)
+        bounds = backward_bounds(case, model)
         shapes = {name: np.shape(value) for name, value in expected.items()}
     dtype = np.dtype(case.problem.dtype)
     for name, value in zip(names, results):
@@ -102,14 +106,15 @@ def value_deviation(function: str, result: Any, args: Sequence[Any], kwargs: dic
     return None
 
 
-def expect(function: str, result: Any, *args: Any, accuracy: spec.AccuracyClass = "direct", **kwargs: Any) -> None:
+def expect(function: str, result: Any, *args: Any, accuracy: spec.AccuracyClass = "direct",
+           accumulation: dict[str, str] | None = None, **kwargs: Any) -> None:
     """Assert that ``result`` is what the spec requires of ``function(*args, **kwargs)``.
 
     The expected values are the reference's, computed in float64 from the same
     inputs; the tolerance is the spec's bound for the dtype (max pooling: exact).
     """
     __tracebackhide__ = True
-    problem = value_deviation(function, result, args, kwargs, accuracy)
+    problem = value_deviation(function, result, args, kwargs, accuracy, accumulation)
     if problem is not None:
         raise AssertionError(problem)
 

@@ -339,7 +339,8 @@ def _finding(ctx: Context, item: PlanItem, violation: Violation, last: dict[str,
     header.append("run from the directory the check ran in: exits 1 while the backend breaks the spec, 0 once fixed")
     try:
         lines, bad, problem = reproduction(recorded, ctx.backend.import_line,
-                                           accuracy=ctx.backend.capabilities.accuracy, header=header,
+                                           accuracy=ctx.backend.capabilities.accuracy,
+                                           accumulation=dict(ctx.backend.capabilities.accumulation), header=header,
                                            history=recorder.first)
     except Exception as exc:  # never lose a finding to its reproduction
         violation.details.append(f"(no reproduction could be generated: {type(exc).__name__}: {exc})")

@@ -141,7 +141,7 @@ class RecordingCaller:
         return getattr(self.inner, name)
 
 
-def deviation(call: RecordedCall, accuracy: spec.AccuracyClass) -> str | None:
+def deviation(call: RecordedCall, accuracy: spec.AccuracyClass, accumulation: dict[str, str] | None = None) -> str | None:
     """How one recorded call breaks the spec, or None (the suite's version of the snippet's assertions)."""
     o = call.outcome
     if o.crashed is not None:
@@ -156,7 +156,7 @@ def deviation(call: RecordedCall, accuracy: spec.AccuracyClass) -> str | None:
     if o.mutated:
         return f"{call.function} wrote into {', '.join(o.mutated)}"
     try:
-        return value_deviation(call.function, o.result, call.args, call.kwargs, accuracy)
+        return value_deviation(call.function, o.result, call.args, call.kwargs, accuracy, accumulation)
     except Exception as exc:  # a result the checks cannot even read (not an array): a deviation
         return f"{call.function} returned {type(o.result).__name__}: {exc}"
 
@@ -232,7 +232,7 @@ def _kwargs_source(kwargs: dict[str, Any]) -> str:
 
 
 def reproduction(calls: Sequence[RecordedCall], import_line: str, *, accuracy: spec.AccuracyClass = "direct",
-                 header: Sequence[str] = (), history: Mapping[tuple[Any, ...], RecordedCall] | None = None,
+                 accumulation: dict[str, str] | None = None, header: Sequence[str] = (), history: Mapping[tuple[Any, ...], RecordedCall] | None = None,
                  ) -> tuple[list[str], RecordedCall | None, str | None]:
     """A standalone script replaying ``calls`` up to the first that breaks the spec; that call and its problem.
 
@@ -243,7 +243,7 @@ def reproduction(calls: Sequence[RecordedCall], import_line: str, *, accuracy: s
     """
     found: tuple[int, str] | None = None
     for index, call in enumerate(calls):
-        problem = deviation(call, accuracy)
+        problem = deviation(call, accuracy, accumulation)
         if problem is not None:
             found = (index, problem)
             break
@@ -257,13 +257,15 @@ def reproduction(calls: Sequence[RecordedCall], import_line: str, *, accuracy: s
     earlier = None
     if bad is not None and history is not None:
         first = history.get(bad.signature())
-        if first is not None and all(first is not c for c in calls) and deviation(first, accuracy) is None:
+        if first is not None and all(first is not c for c in calls) and deviation(first, accuracy, accumulation) is None:
             earlier = first
     hang = bad is not None and bad.outcome.timed_out is not None
     crash = bad is not None and bad.outcome.crashed is not None
     names = _Names(seeded=hang)
     body: list[str] = []
     acc = f", accuracy={accuracy!r}" if accuracy != "direct" else ""
+    if accumulation:
+        acc += f", accumulation={dict(accumulation)!r}"
     replayed = ([earlier] if earlier is not None else []) + shown
     results: dict[str, int] = {}
     for k, call in enumerate(replayed):
