@@ -232,7 +232,8 @@ def _kwargs_source(kwargs: dict[str, Any]) -> str:
 
 
 def reproduction(calls: Sequence[RecordedCall], import_line: str, *, accuracy: spec.AccuracyClass = "direct",
-                 accumulation: dict[str, str] | None = None, header: Sequence[str] = (), history: Mapping[tuple[Any, ...], RecordedCall] | None = None,
+                 accumulation: dict[str, str] | None = None, header: Sequence[str] = (),
+                 history: Mapping[tuple[Any, ...], RecordedCall] | None = None,
                  ) -> tuple[list[str], RecordedCall | None, str | None]:
     """A standalone script replaying ``calls`` up to the first that breaks the spec; that call and its problem.
 

@@ -175,7 +175,7 @@ LONG_REDUCTION = (1024, 4096)
 UNLIMITED_TERMS = 100_000
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _checkable(dtype: str, accumulation: str) -> int:
     return spec.accuracy.checkable_terms(dtype, accumulation)
 
