@@ -89,7 +89,7 @@ def check_large(ctx: Context, case: Case) -> None:
     The reproduction (every value of arrays of up to a few hundred thousand
     elements) is written out only for a failure.
     """
-    accuracy = ctx.backend.capabilities.accuracy
+    accuracy = ctx.backend.capabilities  # the accuracy class and the declared accumulation
     fn = case.problem.op
     try:
         compare("large-shapes", "y", ctx.forward("large-shapes", case), expected_forward(case),
