@@ -56,10 +56,15 @@ def _spec_base(exc: BaseException) -> str | None:
     return None
 
 
+def _sendable(dtype: np.dtype[Any]) -> bool:
+    """Numbers only: bool, integers, floats (bfloat16 included), complex; never objects or records."""
+    return not dtype.hasobject and (dtype.kind in _KINDS or dtype.name in spec.DTYPES)
+
+
 def _encode_value(value: Any) -> Any:
     if value is None:
         return ("none",)
-    if type(value) is np.ndarray and value.dtype.kind in _KINDS and not value.dtype.hasobject:
+    if type(value) is np.ndarray and _sendable(value.dtype):
         return ("array", value.dtype.name, tuple(int(n) for n in value.shape), value.tobytes(order="C"))
     if type(value) is tuple or type(value) is list:
         return ("tuple", [_encode_value(v) for v in value])
@@ -135,7 +140,7 @@ def _decode_value(data: Any) -> Any:
     if kind == "array":
         _, dtype_name, shape, raw = data
         dtype = np.dtype(str(dtype_name))
-        if dtype.kind not in _KINDS or dtype.hasobject or not isinstance(raw, bytes):
+        if not _sendable(dtype) or not isinstance(raw, bytes):
             raise ValueError(f"array of dtype {dtype_name!r}")
         if not isinstance(shape, tuple) or not all(type(n) is int and n >= 0 for n in shape):
             raise ValueError(f"array shape {shape!r}")
