@@ -51,6 +51,22 @@ class Context:
     #: compiles per shape, its compilation time, reported apart from the time the checks take.
     first_call_seconds: float = 0.0
     first_calls: int = 0
+    #: Functions the backend's ``supports`` declined for the current example (rules then leave them out).
+    withheld: set[str] = field(default_factory=set)
+
+    def supports(self, op: str, problem: dict[str, Any]) -> str | None:
+        """Why the backend does not implement ``problem`` (plain data), or None: its ``supports(op, problem)``.
+
+        A caller that runs the backend elsewhere answers by providing ``supports`` itself; otherwise the
+        backend's own function is asked. A backend without ``supports`` implements everything it declares.
+        """
+        ask = getattr(self.caller, "supports", None)
+        if not callable(ask):
+            ask = getattr(self.backend.obj, "supports", None)
+        if not callable(ask):
+            return None
+        answer = ask(op, problem)
+        return None if answer is None else (str(answer) or "declined without a reason")
 
     def new_search(self) -> None:
         """A rule's Hypothesis search begins."""
@@ -141,7 +157,7 @@ class Context:
         return outcome
 
     def has(self, function: str) -> bool:
-        return function in self.backend.functions
+        return function in self.backend.functions and function not in self.withheld
 
     def snippet(self, case: Case, body: list[str]) -> list[str]:
         return case_snippet(case, self.backend.import_line, body)

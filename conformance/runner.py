@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import hypothesis
+import hypothesis.errors
 import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis.database import ExampleDatabase
@@ -45,6 +46,7 @@ from conformance.rules import RULES, Rule
 from conformance.shape_pool import POOL_SIZES, restore_pool_settings, use_pool_settings
 from conformance.shard import Shard
 from conformance.snippets import RecordedCall, RecordingCaller, reproduction
+from conformance.strategies import Case, Problem
 from spec import OPERATIONS, OpName
 
 #: Base number of Hypothesis examples per (rule, operation, dtype), scaled by each rule's weight.
@@ -229,6 +231,12 @@ def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase 
         if not search["failing"] and time.perf_counter() > search["deadline"]:
             return  # out of time for further findings: the remaining examples are not run
         calls[0] += 1
+        ctx.withheld.clear()
+        reason = _declined(ctx, item, drawn)
+        if reason is not None:  # generate within what the backend implements: Hypothesis draws another case
+            result.declined += 1
+            ctx.declined[reason] += 1
+            hypothesis.reject()
         if recorder is not None:
             recorder.begin_example()
         before = ctx.reached
@@ -320,6 +328,56 @@ def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase 
         note = f"{len(unchecked)} of {result.examples} examples not checked: {unchecked[0]}"
         result.note = f"{result.note}; {note}" if result.note else note
     return result
+
+
+def _case_in(drawn: Any) -> Case | None:
+    """The case a rule's strategy drew (alone, or first in a tuple)."""
+    if isinstance(drawn, Case):
+        return drawn
+    if isinstance(drawn, tuple):
+        return next((d for d in drawn if isinstance(d, Case)), None)
+    return None
+
+
+def problem_data(problem: Problem, direction: str) -> dict[str, Any]:
+    """A problem as the plain data ``supports(op, problem)`` receives (picklable, no arrays)."""
+    return {"op": problem.op, "direction": direction, "dtype": problem.dtype, "x_shape": problem.x_shape,
+            "w_shape": problem.w_shape, "bias": problem.bias, "params": dict(problem.params)}
+
+
+def _declined(ctx: Context, item: PlanItem, drawn: Any) -> str | None:
+    """Why the backend declines the drawn case for this rule (its ``supports``), or None.
+
+    The forward call is asked about always; the backward call when the backend has one. A rule that needs
+    the backward is declined with it; any other rule runs without the backward calls it would have added.
+    """
+    case = _case_in(drawn)
+    if case is None:
+        return None
+    op = case.problem.op
+    reason = ctx.supports(op, problem_data(case.problem, "forward"))
+    if reason is not None:
+        return _short_reason(reason)
+    backward = f"{op}_backward"
+    if backward in ctx.backend.functions:
+        reason = ctx.supports(op, problem_data(case.problem, "backward"))
+        if reason is not None:
+            if "backward" in item.rule.needs:
+                return _short_reason(f"backward: {reason}")
+            ctx.withheld.add(backward)
+    return None
+
+
+def _short_reason(reason: str) -> str:
+    """A reason without the per-case details in parentheses, so that equal reasons are counted together."""
+    text = " ".join(reason.split())
+    if text.endswith(")"):
+        depth = 0
+        for k in range(len(text) - 1, -1, -1):
+            depth += {")": 1, "(": -1}.get(text[k], 0)
+            if depth == 0:
+                return text[:k].rstrip() or text
+    return text
 
 
 def _finding(ctx: Context, item: PlanItem, violation: Violation, last: dict[str, Any]) -> Finding:

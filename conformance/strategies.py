@@ -257,12 +257,13 @@ def _build_conv(choose: Choices, caps: Capabilities, dtype: str, *, rank: int | 
 
 
 def _choose_padding(choose: Choices, caps: Capabilities, kernel: tuple[int, ...],
-                    limit: Literal["half_kernel"] | None, most: int = 2) -> Padding:
+                    limit: Literal["half_kernel"] | None, most: int = 2, *, pool: bool = False) -> Padding:
+    asymmetric = caps.asymmetric_pool_padding if pool else caps.asymmetric_padding
     pairs = []
     for k in kernel:
         top = most if limit is None else min(most + 1, k // 2)
         lo = choose.integer(0, top)
-        hi = choose.integer(0, top) if caps.asymmetric_padding else lo
+        hi = choose.integer(0, top) if asymmetric else lo
         pairs.append((lo, hi))
     return tuple(pairs)
 
@@ -276,7 +277,7 @@ def _build_pool(choose: Choices, caps: Capabilities, dtype: str, op: OpName, *, 
     dilated = caps.max_pool_dilation if op == "max_pool" else caps.avg_pool_dilation
     dilation = tuple(choose.integer(1, lim.dilation) if dilated else 1 for _ in range(rank))
     limit: Literal["half_kernel"] | None = "half_kernel" if caps.pool_padding == "half_kernel" else None
-    padding = _choose_padding(choose, caps, kernel, limit, most=lim.pad)
+    padding = _choose_padding(choose, caps, kernel, limit, most=lim.pad, pool=True)
     spatial = tuple(
         _sizes_for(choose, d * (k - 1) + 1 - lo - hi, lim.extra)
         for k, d, (lo, hi) in zip(kernel, dilation, padding)

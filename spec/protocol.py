@@ -131,8 +131,10 @@ class Capabilities:
     dilation: bool = True
     #: Convolution groups > 1.
     groups: bool = True
-    #: Padding with before != after (convolution and pooling).
+    #: Convolution padding with before != after (and pooling too, unless ``asymmetric_pool_padding`` says otherwise).
     asymmetric_padding: bool = True
+    #: Pooling padding with before != after; None: the same as ``asymmetric_padding``.
+    asymmetric_pool_padding: bool | None = None
     #: Max pooling dilation > 1.
     max_pool_dilation: bool = True
     #: Average pooling dilation > 1.
@@ -165,6 +167,30 @@ class Capabilities:
     notes: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        # Any iterable is accepted where a set is meant (a list, a tuple, a generator), but not a lone string.
+        for name, example in (("dtypes", "{'float64'}"), ("spatial_ranks", "{2}"), ("count_include_pad", "{True}")):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                raise SpecError(f"Capabilities.{name}", value, f"must be a collection such as {example}")
+            object.__setattr__(self, name, frozenset(value))
+        if isinstance(self.notes, str) or not hasattr(self.notes, "__iter__"):
+            raise SpecError("Capabilities.notes", self.notes, "must be a tuple of strings")
+        object.__setattr__(self, "notes", tuple(self.notes))
+        if self.asymmetric_pool_padding is None:
+            object.__setattr__(self, "asymmetric_pool_padding", self.asymmetric_padding)
+        for f in fields(self):
+            if f.type in ("bool", "bool | None") and not isinstance(getattr(self, f.name), (bool, np.bool_)):
+                raise SpecError(f"Capabilities.{f.name}", getattr(self, f.name), "must be True or False")
+            if f.type in ("bool", "bool | None"):
+                object.__setattr__(self, f.name, bool(getattr(self, f.name)))
+        if not all(isinstance(d, str) for d in self.dtypes):
+            raise SpecError("Capabilities.dtypes", sorted(map(str, self.dtypes)), f"must be dtype names from {DTYPES}")
+        if not all(isinstance(r, int) and not isinstance(r, bool) for r in self.spatial_ranks):
+            raise SpecError("Capabilities.spatial_ranks", sorted(map(str, self.spatial_ranks)),
+                            f"must be integers from {SPATIAL_RANKS}")
+        if not self.count_include_pad <= {True, False}:
+            raise SpecError("Capabilities.count_include_pad", sorted(map(str, self.count_include_pad)),
+                            "must be a subset of {True, False}")
         unknown = set(self.dtypes) - set(DTYPES)
         if unknown:
             raise SpecError("Capabilities.dtypes", sorted(unknown), f"must be a subset of {DTYPES}")

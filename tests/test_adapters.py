@@ -222,7 +222,7 @@ def _random_pool_padding(rng: np.random.Generator, kernel: tuple[int, ...], dila
     for k, d in zip(kernel, dilation):
         half = (d * (k - 1) + 1) // 2
         lo, hi = (int(v) for v in rng.integers(0, half + 1, 2))
-        pads.append((lo, lo) if not caps.asymmetric_padding else (lo, hi))
+        pads.append((lo, lo) if not caps.asymmetric_pool_padding else (lo, hi))
     return tuple(pads)
 
 

@@ -38,7 +38,10 @@ def test_default_capabilities_cover_everything() -> None:
         ({"spatial_ranks": frozenset({2})}, ["spatial_ranks: 1, 3"]),
         ({"dilation": False}, ["dilation"]),
         ({"groups": False}, ["groups"]),
-        ({"asymmetric_padding": False}, ["asymmetric_padding"]),
+        ({"asymmetric_padding": False}, ["asymmetric_padding", "asymmetric_pool_padding"]),
+        ({"asymmetric_pool_padding": False}, ["asymmetric_pool_padding"]),
+        ({"asymmetric_padding": False, "asymmetric_pool_padding": True}, ["asymmetric_padding"]),
+        ({"dtypes": ["float32"], "spatial_ranks": (2,)}, ["dtypes: float16, float64", "spatial_ranks: 1, 3"]),
         ({"max_pool_dilation": False}, ["max_pool_dilation"]),
         ({"avg_pool_dilation": False}, ["avg_pool_dilation"]),
         ({"ceil_mode": False}, ["ceil_mode"]),
@@ -70,6 +73,11 @@ def test_uncovered_names_each_narrowed_field(changes: dict[str, Any], expected: 
         ({"spatial_ranks": frozenset({4})}, "Capabilities.spatial_ranks"),
         ({"pool_padding": "half"}, "Capabilities.pool_padding"),
         ({"accuracy": "exact"}, "Capabilities.accuracy"),
+        ({"dtypes": "float64"}, "Capabilities.dtypes"),  # a lone string, not a collection of names
+        ({"spatial_ranks": 2}, "Capabilities.spatial_ranks"),
+        ({"spatial_ranks": ["2"]}, "Capabilities.spatial_ranks"),
+        ({"groups": "no"}, "Capabilities.groups"),
+        ({"count_include_pad": [0.5]}, "Capabilities.count_include_pad"),
     ],
 )
 def test_invalid_capabilities_are_rejected(changes: dict[str, Any], parameter: str) -> None:
