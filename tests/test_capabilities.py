@@ -81,3 +81,31 @@ def test_conv_and_pool_padding_switches_are_separate() -> None:
 
     check()
     assert seen["conv"], "asymmetric convolution padding was never generated"
+
+
+def _problem(op: str, x_shape: tuple[int, ...], dtype: str, direction: str, **params: Any) -> dict[str, Any]:
+    return {"op": op, "direction": direction, "dtype": dtype, "x_shape": x_shape, "w_shape": None, "bias": False,
+            "params": params}
+
+
+def test_built_in_adapters_declare_their_limits_through_supports() -> None:
+    """Each declined case is one the adapter's own call refuses; a plain case is accepted."""
+    import numpy as np
+    import pytest
+
+    torch_backend = pytest.importorskip("conformance.backends.torch_backend")
+    pool = {"kernel_size": (2,), "stride": (1,), "dilation": (1,), "ceil_mode": False}
+    declined = _problem("avg_pool", (1, 1, 4), "float64", "forward", **pool, padding=((1, 0),), count_include_pad=False)
+    reason = torch_backend.supports("avg_pool", declined)
+    assert reason is not None and "symmetric" in reason
+    with pytest.raises(spec.UnsupportedError):
+        torch_backend.avg_pool_forward(np.zeros((1, 1, 4)), **declined["params"])
+    plain = _problem("avg_pool", (1, 1, 4), "float64", "forward", **pool, padding=((1, 1),), count_include_pad=False)
+    assert torch_backend.supports("avg_pool", plain) is None
+
+    ort_backend = pytest.importorskip("conformance.backends.onnxruntime_backend")
+    big = _problem("max_pool", (1, 1, 8), "float32", "forward", kernel_size=(2,), stride=(1,), dilation=(3,),
+                   ceil_mode=False, padding=((2, 2),))
+    assert ort_backend.supports("max_pool", big) is not None
+    with pytest.raises(spec.UnsupportedError):
+        ort_backend.max_pool_forward(np.zeros((1, 1, 8), dtype=np.float32), **big["params"])

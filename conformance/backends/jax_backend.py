@@ -78,7 +78,7 @@ CAPABILITIES = spec.Capabilities(
         f"jax {jax.__version__}; backward by jax.vjp; jax_enable_x64 on",
         "float16 and bfloat16: each op rounds to the dtype (bias added after the rounded conv or matmul)",
         "average pooling is reduce_window(add) / window count; ceil mode is extra after-padding",
-        "max pooling backward with dilation > 1: JAX has no VJP (UnsupportedError)",
+        "max pooling backward with dilation > 1: JAX has no VJP (declared by supports(op, problem))",
     ),
 )
 
@@ -314,8 +314,15 @@ def linear_backward(x: Array, w: Array, dy: Array) -> tuple[Array, Array, Array]
     return fresh(dx), fresh(dw), fresh(db)
 
 
+def supports(op: str, problem: dict[str, Any]) -> str | None:
+    """What JAX lacks for this case, or None: max pooling with dilation > 1 has no VJP (forward only)."""
+    if op == "max_pool" and problem["direction"] == "backward" and any(d > 1 for d in problem["params"]["dilation"]):
+        return "JAX has no VJP for max pooling with dilation > 1"
+    return None
+
+
 __all__ = [
-    "CAPABILITIES",
+    "CAPABILITIES", "supports",
     "avg_pool_backward", "avg_pool_forward", "conv_backward", "conv_forward",
     "linear_backward", "linear_forward", "max_pool_backward", "max_pool_forward",
 ]

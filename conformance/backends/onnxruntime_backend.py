@@ -50,7 +50,7 @@ CAPABILITIES = spec.Capabilities(
     notes=(
         f"onnxruntime {ort.__version__} (CPUExecutionProvider), onnx opset {OPSET}; forward only",
         "float64: MaxPool and Gemm have kernels, Conv and AveragePool do not (UnsupportedError)",
-        "pooling pads must be smaller than the undilated kernel; dilated pads beyond that raise UnsupportedError",
+        "pooling pads must be smaller than the undilated kernel (declared by supports(op, problem))",
         "float16 runs through Cast nodes ONNX Runtime inserts: computed in float32",
         "SAME-valued padding is sent as auto_pad SAME_UPPER / SAME_LOWER, except when dilated (explicit pads)",
     ),
@@ -117,16 +117,31 @@ def _padding_attributes(
     return {"pads": [lo for lo, _ in padding] + [hi for _, hi in padding]}
 
 
+def _pool_pad_limit(kernel_size: tuple[int, ...], padding: Padding, dilation: tuple[int, ...]) -> str | None:
+    if any(k >= 1 and max(lo, hi) >= k for (lo, hi), k in zip(padding, kernel_size)):
+        return (f"ONNX Runtime requires pooling pads smaller than the (undilated) kernel (padding={padding}, "
+                f"kernel_size={kernel_size}, dilation={dilation})")
+    return None
+
+
+def supports(op: str, problem: dict[str, Any]) -> str | None:
+    """What ONNX Runtime lacks for this case, or None (the suite asks before it generates a case).
+
+    No backward at all (the adapter has no backward functions); pooling pads smaller than the undilated kernel.
+    """
+    if op in ("max_pool", "avg_pool"):
+        p = problem["params"]
+        return _pool_pad_limit(tuple(p["kernel_size"]), as_padding(p["padding"]), tuple(p["dilation"]))
+    return None
+
+
 def _pool_attributes(
     x: Array, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...],
     ceil_mode: bool,
 ) -> dict[str, Any]:
-    too_large = [(lo, hi, k) for (lo, hi), k in zip(padding, kernel_size) if k >= 1 and max(lo, hi) >= k]
-    if too_large:
-        raise spec.UnsupportedError(
-            f"ONNX Runtime requires pooling pads smaller than the (undilated) kernel (padding={padding}, "
-            f"kernel_size={kernel_size}, dilation={dilation})"
-        )
+    limit = _pool_pad_limit(kernel_size, padding, dilation)
+    if limit is not None:
+        raise spec.UnsupportedError(limit)
     return {
         "kernel_shape": list(kernel_size),
         "strides": list(stride),
@@ -177,4 +192,4 @@ def linear_forward(x: Array, w: Array, b: Array | None) -> Array:
     return _run("Gemm", [x, w] if b is None else [x, w, b], {"transB": 1})
 
 
-__all__ = ["CAPABILITIES", "avg_pool_forward", "conv_forward", "linear_forward", "max_pool_forward"]
+__all__ = ["CAPABILITIES", "avg_pool_forward", "conv_forward", "linear_forward", "max_pool_forward", "supports"]

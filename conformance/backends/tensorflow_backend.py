@@ -52,12 +52,12 @@ from spec import Array, Padding  # noqa: E402
 VERSION: str = tf.__version__
 
 CAPABILITIES = spec.Capabilities(
-    groups=False,
     notes=(
         f"tensorflow {tf.__version__}, CPU, channels-last; backward by tf.GradientTape",
-        "groups: no CPU gradient for grouped convolutions and no grouped Conv3D (forward 1-D/2-D works)",
-        "dilation > 1 only with stride 1 (conv and pooling); otherwise UnsupportedError",
-        "3-D pooling only in float32 (no float16/float64 MaxPool3D/AvgPool3D CPU kernels); otherwise UnsupportedError",
+        "limits per case are declared by supports(op, problem), each counted as declined in the reports:",
+        "groups: forward only (no CPU gradient kernel), and no grouped Conv3D",
+        "dilation > 1 only with stride 1 (conv and pooling)",
+        "3-D pooling only in float32 (no float16/float64 MaxPool3D/AvgPool3D CPU kernels)",
         "avg_pool: count_include_pad=False only unpadded or with exactly SAME padding; "
         "ceil mode only when the last window does not overhang the padded input",
     ),
@@ -113,11 +113,61 @@ def _tf_pad(x: Any, padding: Padding, value: float) -> Any:
     return tf.pad(x, [[0, 0], *([lo, hi] for lo, hi in padding), [0, 0]], constant_values=value)
 
 
-def _no_dilated_strides(stride: tuple[int, ...], dilation: tuple[int, ...], what: str) -> None:
+def _dilated_strides(stride: tuple[int, ...], dilation: tuple[int, ...], what: str) -> str | None:
     if any(d > 1 for d in dilation) and any(s > 1 for s in stride):
-        raise spec.UnsupportedError(
-            f"TensorFlow's {what} rejects strides > 1 together with dilation > 1 (stride={stride}, dilation={dilation})"
-        )
+        return f"TensorFlow's {what} rejects strides > 1 together with dilation > 1 (stride={stride}, dilation={dilation})"
+    return None
+
+
+def _no_dilated_strides(stride: tuple[int, ...], dilation: tuple[int, ...], what: str) -> None:
+    reason = _dilated_strides(stride, dilation, what)
+    if reason is not None:
+        raise spec.UnsupportedError(reason)
+
+
+def _grouped(groups: int, backward: bool, ndim: int) -> str | None:
+    if groups != 1 and (backward or ndim == 3):
+        return f"TensorFlow has no CPU {'gradient' if backward else '3-D'} kernel for grouped convolutions"
+    return None
+
+
+def _pool_dtype(ndim: int, dtype: str, what: str) -> str | None:
+    return f"TensorFlow has no {dtype} CPU kernel for 3-D {what}" if ndim == 3 and dtype != "float32" else None
+
+
+def _avg_pool_limit(spatial: tuple[int, ...], kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+                    dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool) -> str | None:
+    if any(ceil_overhang(spatial, kernel_size, stride, padding, dilation, ceil_mode)):
+        return ("TensorFlow has no ceil mode, and a last window overhanging the padded input cannot be left out of "
+                "the divisor")
+    if (not count_include_pad and not all(lo == 0 and hi == 0 for lo, hi in padding)
+            and not (all(d == 1 for d in dilation) and matches_same(padding, spatial, kernel_size, stride, dilation))):
+        return ("TensorFlow leaves padding out of the average-pool divisor only for undilated SAME padding "
+                f"(padding={padding}, count_include_pad=False)")
+    return None
+
+
+def supports(op: str, problem: dict[str, Any]) -> str | None:
+    """What TensorFlow lacks for this case, or None (the suite asks before it generates a case).
+
+    Grouped convolutions run forward in 1-D and 2-D but have no gradient kernel; strides > 1 do not combine
+    with dilation > 1; 3-D pooling runs only in float32; average pooling has no ceil mode and leaves padding
+    out of the divisor only for SAME padding.
+    """
+    p = problem["params"]
+    ndim = len(problem["x_shape"]) - 2
+    if op == "linear":
+        return None
+    stride, dilation = tuple(p["stride"]), tuple(p["dilation"])
+    if op == "conv":
+        return _grouped(int(p["groups"]), problem["direction"] == "backward", ndim) or _dilated_strides(
+            stride, dilation, "tf.nn.convolution")
+    what = "max pooling" if op == "max_pool" else "average pooling"
+    reason = _pool_dtype(ndim, str(problem["dtype"]), what) or _dilated_strides(stride, dilation, "tf.nn.pool")
+    if reason is None and op == "avg_pool":
+        reason = _avg_pool_limit(tuple(problem["x_shape"][2:]), tuple(p["kernel_size"]), stride,
+                                 as_padding(p["padding"]), dilation, bool(p["ceil_mode"]), bool(p["count_include_pad"]))
+    return reason
 
 
 def _conv(
@@ -133,9 +183,9 @@ def _conv(
         raise spec.SpecError(
             "groups", groups, f"must equal C_in / w.shape[1] = {c_in} / {w_in}: TensorFlow infers groups from the filter"
         )
-    if groups != 1 and (backward or ndim == 3):
-        where = "gradient" if backward else "3-D"
-        raise spec.UnsupportedError(f"TensorFlow has no CPU {where} kernel for grouped convolutions (groups={groups})")
+    grouped = _grouped(groups, backward, ndim)
+    if grouped is not None:
+        raise spec.UnsupportedError(f"{grouped} (groups={groups})")
     _no_dilated_strides(stride, dilation, "tf.nn.convolution")
     spatial, kernel = tuple(x.shape[1:-1]), tuple(w.shape[:-2])
     if all(lo == 0 and hi == 0 for lo, hi in padding):
@@ -159,8 +209,9 @@ def _conv(
 def _pool_checks(x: Any, stride: tuple[int, ...], dilation: tuple[int, ...], what: str) -> None:
     if len(x.shape) - 2 not in _POOL:
         raise spec.SpecError("x.ndim", len(x.shape), "must be 3, 4 or 5 (N, C and 1 to 3 spatial dims)")
-    if len(x.shape) == 5 and x.dtype != tf.float32:
-        raise spec.UnsupportedError(f"TensorFlow has no {x.dtype.name} CPU kernel for 3-D {what}")
+    dtype = _pool_dtype(len(x.shape) - 2, x.dtype.name, what)
+    if dtype is not None:
+        raise spec.UnsupportedError(dtype)
     _no_dilated_strides(stride, dilation, "tf.nn.pool")
 
 
@@ -197,11 +248,9 @@ def _avg_pool(
     """Channels-last average pooling of channels-last ``x``."""
     _pool_checks(x, stride, dilation, "average pooling")
     spatial = tuple(x.shape[1:-1])
-    if any(ceil_overhang(spatial, kernel_size, stride, padding, dilation, ceil_mode)):
-        raise spec.UnsupportedError(
-            "TensorFlow has no ceil mode, and a last window overhanging the padded input cannot be left out of "
-            "the divisor"
-        )
+    limit = _avg_pool_limit(spatial, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad)
+    if limit is not None:
+        raise spec.UnsupportedError(limit)
     if all(lo == 0 and hi == 0 for lo, hi in padding):
         y = _pool(x, "AVG", kernel_size, stride, dilation, "VALID")
     elif count_include_pad:
@@ -324,5 +373,5 @@ def linear_backward(x: Array, w: Array, dy: Array) -> tuple[Array, Array, Array]
 __all__ = [
     "CAPABILITIES",
     "avg_pool_backward", "avg_pool_forward", "conv_backward", "conv_forward",
-    "linear_backward", "linear_forward", "max_pool_backward", "max_pool_forward",
+    "linear_backward", "linear_forward", "max_pool_backward", "max_pool_forward", "supports",
 ]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,8 +54,9 @@ CAPABILITIES = spec.Capabilities(
         f"torch {torch.__version__}, CPU; backward by autograd",
         "pooling padding must be at most half the kernel; for dilated max pooling half the *undilated* kernel",
         "avg_pool: no dilation; count_include_pad=False only with before == after padding",
-        "float16 avg_pool3d has no CPU kernel (UnsupportedError)",
+        "float16 avg_pool3d has no CPU kernel",
         "bfloat16 tensors are built from and read back through float32 (exact)",
+        "limits per case are declared by supports(op, problem), each counted as declined in the reports",
     ),
 )
 
@@ -126,17 +128,50 @@ def _conv(
     return conv(_pad(x, extra, 0.0), w, b, stride=stride, padding=native, dilation=dilation, groups=groups)
 
 
+def _max_pool_limit(padding: Padding, kernel_size: tuple[int, ...], dilation: tuple[int, ...]) -> str | None:
+    native, _ = split_padding(padding)
+    if any(0 <= k // 2 < p for p, k in zip(native, kernel_size)):
+        return (f"PyTorch's max_pool limits padding to half the undilated kernel, not the dilated one "
+                f"(padding={padding}, kernel_size={kernel_size}, dilation={dilation})")
+    return None
+
+
+def _avg_pool_limit(padding: Padding, dilation: tuple[int, ...], count_include_pad: bool, ndim: int,
+                    dtype: str) -> str | None:
+    if any(d != 1 for d in dilation):
+        return f"PyTorch's avg_pool has no dilation parameter (dilation={dilation})"
+    if not count_include_pad and not is_symmetric(padding):
+        return (f"PyTorch's avg_pool pads symmetrically, and with count_include_pad=False explicit zeros "
+                f"would be counted in the divisor (padding={padding})")
+    if ndim == 3 and dtype == "float16":
+        return "PyTorch has no float16 avg_pool3d CPU kernel"
+    return None
+
+
+def supports(op: str, problem: dict[str, Any]) -> str | None:
+    """What PyTorch lacks for this case, or None (the suite asks before it generates a case).
+
+    Max pooling pads at most half the *undilated* kernel; average pooling has no dilation, pads
+    symmetrically when padding is left out of the divisor, and has no float16 3-D kernel.
+    """
+    p = problem["params"]
+    if op == "max_pool":
+        return _max_pool_limit(as_padding(p["padding"]), tuple(p["kernel_size"]), tuple(p["dilation"]))
+    if op == "avg_pool":
+        return _avg_pool_limit(as_padding(p["padding"]), tuple(p["dilation"]), bool(p["count_include_pad"]),
+                               len(problem["x_shape"]) - 2, str(problem["dtype"]))
+    return None
+
+
 def _max_pool(
     x: torch.Tensor, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
     dilation: tuple[int, ...], ceil_mode: bool,
 ) -> torch.Tensor:
     pool = _spatial_op(_MAX_POOL, x)
     native, extra = split_padding(padding)
-    if any(0 <= k // 2 < p for p, k in zip(native, kernel_size)):
-        raise spec.UnsupportedError(
-            f"PyTorch's max_pool limits padding to half the undilated kernel, not the dilated one "
-            f"(padding={padding}, kernel_size={kernel_size}, dilation={dilation})"
-        )
+    limit = _max_pool_limit(padding, kernel_size, dilation)
+    if limit is not None:
+        raise spec.UnsupportedError(limit)
     y = pool(
         _pad(x, extra, -np.inf), kernel_size=kernel_size, stride=stride, padding=native, dilation=dilation,
         ceil_mode=ceil_mode,
@@ -149,13 +184,9 @@ def _avg_pool(
     dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
 ) -> torch.Tensor:
     pool = _spatial_op(_AVG_POOL, x)
-    if any(d != 1 for d in dilation):
-        raise spec.UnsupportedError(f"PyTorch's avg_pool has no dilation parameter (dilation={dilation})")
-    if not count_include_pad and not is_symmetric(padding):
-        raise spec.UnsupportedError(
-            f"PyTorch's avg_pool pads symmetrically, and with count_include_pad=False explicit zeros "
-            f"would be counted in the divisor (padding={padding})"
-        )
+    limit = _avg_pool_limit(padding, dilation, count_include_pad, len(x.shape) - 2, str(x.dtype).replace("torch.", ""))
+    if limit is not None:
+        raise spec.UnsupportedError(limit)
     native, extra = split_padding(padding)  # extra is all zero when count_include_pad=False
     y = pool(
         _pad(x, extra, 0.0), kernel_size=kernel_size, stride=stride, padding=native, ceil_mode=ceil_mode,
@@ -265,5 +296,5 @@ def linear_backward(x: Array, w: Array, dy: Array) -> tuple[Array, Array, Array]
 __all__ = [
     "CAPABILITIES",
     "avg_pool_backward", "avg_pool_forward", "conv_backward", "conv_forward",
-    "linear_backward", "linear_forward", "max_pool_backward", "max_pool_forward",
+    "linear_backward", "linear_forward", "max_pool_backward", "max_pool_forward", "supports",
 ]
