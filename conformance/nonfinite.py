@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import reference
 from conformance.compare import Bound, Violation, backward_bounds, compare, expected_backward, expected_forward, forward_bound
 from conformance.context import Context, derive
+from conformance.diagnose import missing_nan_summary
 from conformance.snippets import call_source
 from conformance.strategies import Case, cases, make_values
 from spec import Capabilities, OpName
@@ -70,9 +71,12 @@ def _check_pattern(ctx: Context, rule: str, name: str, got: np.ndarray[Any, Any]
         lost = ~np.isfinite(want) & np.isfinite(got64)
     if lost.any():
         where = tuple(int(k) for k in np.argwhere(lost)[0])
-        raise Violation(rule, f"a NaN or infinity in x was dropped: {name}{list(where)} = {got64[where]!r}, "
-                        f"but should be {want[where]!r}", case, [f"{int(lost.sum())} of {got64.size} elements affected"],
-                        snippet)
+        if name == "y" and np.isnan(want[where]):  # name the cause: dropped, empty window or misplaced windows
+            summary = missing_nan_summary(case, got64, want, where)
+        else:
+            summary = (f"a NaN or infinity in x was dropped: {name}{list(where)} = {float(got64[where])!r}, "
+                       f"but should be {float(want[where])!r}")
+        raise Violation(rule, summary, case, [f"{int(lost.sum())} of {got64.size} elements affected"], snippet)
     if not fast:
         compare(rule, name, got64, want, bound, case, snippet)
 

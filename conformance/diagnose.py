@@ -1,0 +1,68 @@
+"""Naming the cause of a failure where the suite can tell it from the arrays.
+
+A missing NaN in a pooling or convolution output has three usual causes, and
+each needs a different fix: the window held a NaN that the backend dropped
+(``fmax``, ``a > b`` comparisons), the window lies entirely in padding so the
+reference's NaN is average pooling's 0/0, or the windows are misplaced so the
+NaNs appear one position over (padding on the wrong side, a wrong stride).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import reference
+from conformance.strategies import Case
+
+F64 = np.float64
+
+
+def _window_holds_nan(case: Case) -> np.ndarray[Any, Any]:
+    """For each output element: whether its window (or row, for linear) holds a NaN of x."""
+    p, i = case.problem, case.inputs
+    flags = np.isnan(np.asarray(i.x, dtype=F64)).astype(F64)
+    if p.op == "linear":
+        return np.broadcast_to(flags.any(axis=1, keepdims=True), p.output_shape())
+    if p.op == "conv":
+        assert i.w is not None
+        return np.asarray(reference.conv_forward(flags, np.ones(i.w.shape), None, **p.params)) > 0
+    params = {k: v for k, v in p.params.items() if k != "count_include_pad"}
+    return np.asarray(reference.max_pool_forward(flags, **params)) > 0
+
+
+def _shift(expected: np.ndarray[Any, Any], actual: np.ndarray[Any, Any]) -> tuple[int, int] | None:
+    """(spatial dim, offset) such that actual's NaNs are expected's moved by offset along dim, or None."""
+    for dim in range(2, expected.ndim):
+        for offset in (-2, -1, 1, 2):
+            moved = np.roll(expected, offset, axis=dim)
+            inner = [slice(None)] * expected.ndim
+            n = expected.shape[dim]
+            inner[dim] = slice(max(offset, 0), n + min(offset, 0))
+            window = tuple(inner)
+            if n > abs(offset) and moved[window].any() and np.array_equal(moved[window], actual[window]):
+                return dim - 2, offset
+    return None
+
+
+def missing_nan_summary(case: Case, y: np.ndarray[Any, Any], want: np.ndarray[Any, Any], where: tuple[int, ...]) -> str:
+    """The summary of a NaN the reference has at ``where`` and the backend does not, naming its likely cause."""
+    value = f"y{list(where)} = {float(y[where])!r}, but should be nan"
+    try:
+        holds = bool(_window_holds_nan(case)[where])
+    except Exception:  # the diagnosis is a courtesy: never lose the finding to it
+        return f"a NaN in x was dropped: {value}"
+    if not holds:
+        if case.problem.op == "avg_pool":
+            return (f"an average-pool window entirely in padding must give NaN (0/0 with count_include_pad=False): "
+                    f"{value}")
+        return f"a NaN appears in the reference where no NaN of x reaches: {value}"
+    if case.problem.op != "linear":
+        moved = _shift(np.isnan(want), np.isnan(y))
+        if moved is not None:
+            dim, offset = moved
+            return (f"the NaNs of y sit {abs(offset)} position(s) {'after' if offset > 0 else 'before'} where they "
+                    f"should along spatial dim {dim}: the windows are misplaced (padding or stride), not NaN "
+                    f"handling: {value}")
+    return f"a NaN in x was dropped: {value}"

@@ -1,0 +1,74 @@
+"""Findings a kernel author can act on: distinct findings, root causes first, causes named, Markdown-safe text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import reference
+from conformance.compare import Violation
+from conformance.diagnose import missing_nan_summary
+from conformance.findings import Finding, features, root_causes, signature
+from conformance.report import markdown_cell
+from conformance.strategies import Case, Inputs, Problem
+
+
+def _pool_case(op: str, x: np.ndarray[Any, Any], **params: Any) -> Case:
+    problem = Problem(op, "float64", tuple(x.shape), None, False, params)  # type: ignore[arg-type]
+    return Case(problem, Inputs(x, None, None, np.zeros(problem.output_shape()), "floats"))
+
+
+def _conv(stride: int = 1, dilation: int = 1, n: int = 1) -> Problem:
+    return Problem("conv", "float64", (n, 1, 6), (1, 1, 2), False,
+                   {"stride": (stride,), "padding": ((0, 0),), "dilation": (dilation,), "groups": 1})
+
+
+def test_a_missing_nan_names_its_cause() -> None:
+    pool = {"kernel_size": (2,), "stride": (2,), "dilation": (1,), "ceil_mode": False}
+    # A window entirely in padding: average pooling's 0/0, not a dropped NaN.
+    empty = _pool_case("avg_pool", np.array([[[1.0, 2.0]]]), kernel_size=(1,), stride=(1,), padding=((1, 1),),
+                       dilation=(1,), ceil_mode=False, count_include_pad=False)
+    want = reference.avg_pool_forward(empty.inputs.x, **empty.problem.params)
+    text = missing_nan_summary(empty, np.nan_to_num(want), want, (0, 0, 0))
+    assert "entirely in padding" in text and "dropped" not in text, text
+    # Windows misplaced (all padding after the input): the NaN shows one output early.
+    shifted = _pool_case("max_pool", np.array([[[1.0, np.nan, 2.0, 3.0]]]), padding=((1, 1),), **pool)
+    want = reference.max_pool_forward(shifted.inputs.x, **shifted.problem.params)
+    y = reference.max_pool_forward(shifted.inputs.x, **{**shifted.problem.params, "padding": ((0, 2),)})
+    text = missing_nan_summary(shifted, y, want, (0, 0, 1))
+    assert "misplaced" in text and "dropped" not in text, text
+    # A NaN really dropped (fmax).
+    text = missing_nan_summary(shifted, np.nan_to_num(want, nan=1.0), want, (0, 0, 1))
+    assert text.startswith("a NaN in x was dropped") and "np.float64" not in text, text
+
+
+def test_a_finding_covers_its_repeats_with_more_parameters_only() -> None:
+    case = Case(_conv(dilation=2), Inputs(np.zeros((1, 1, 6)), np.zeros((1, 1, 2)), None, np.zeros((1, 1, 4)), "floats"))
+    found = signature(Violation("backward-values", "dw differs from the expected value", case))
+    bigger = Case(_conv(stride=2, dilation=2, n=2), case.inputs)
+    other = Case(_conv(stride=2), case.inputs)
+    assert found.covers(Violation("backward-values", "dw differs from the expected value", bigger))
+    assert not found.covers(Violation("backward-values", "dw differs from the expected value", other))
+    assert not found.covers(Violation("backward-values", "db differs from the expected value", bigger))
+    assert features(bigger.problem) == {"stride", "dilation", "N>1"}
+
+
+def test_root_causes_put_the_simplest_first_and_group_shared_parameters() -> None:
+    def finding(problem: Problem, summary: str, function: str) -> Finding:
+        return Finding(Violation("r", summary, Case(problem, Inputs(np.zeros(1), None, None, np.zeros(1), "floats"))),
+                       function)
+
+    causes = root_causes([
+        ("backward-values", "conv", "float64", finding(_conv(dilation=2), "dw differs", "conv_backward")),
+        ("forward-values", "conv", "float64", finding(_conv(stride=2), "y differs", "conv_forward")),
+        ("adjoint", "conv", "float32", finding(_conv(stride=2), "dx is not the adjoint", "conv_backward")),
+        ("forward-values", "conv", "float32", finding(_conv(stride=2), "y differs", "conv_forward")),
+    ])
+    assert [sorted(c.features) for c in causes] == [["stride"], ["dilation"]]
+    assert causes[0].members[0][2].function == "conv_forward"  # forward before backward within a cause
+    assert "2 more row(s)" in causes[0].headline()
+
+
+def test_markdown_cells_stay_on_one_line() -> None:
+    assert markdown_cell("raised ValueError: a | b\n  second line") == "raised ValueError: a \\| b second line"
