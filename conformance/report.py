@@ -238,8 +238,11 @@ def to_markdown(report: RunReport) -> str:
         notes.setdefault((r.rule, r.op), markdown_cell(reason))
     lines = [f"# convspec check {report.backend}", "",
              f"Profile `{report.profile}`, seed {report.seed}; versions: "
-             + ", ".join(f"{k} {v}" for k, v in report.versions.items()), "",
-             "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+             + ", ".join(f"{k} {v}" for k, v in report.versions.items()), ""]
+    if any(r.findings for r in report.failures):
+        lines += ["Start here (findings grouped by operation and active parameters, simplest first):", ""]
+        lines += [markdown_cell(line) for line in start_here(report)] + [""]
+    lines += ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     for row in rows[1:]:
         cells = [row[0]] + [
             cell + (f": {notes[(row[0], op)]}" if cell.startswith("FAIL") and (row[0], op) in notes else "")
@@ -247,15 +250,12 @@ def to_markdown(report: RunReport) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     if report.uncovered:
-        lines += ["", "Not covered:", ""] + [f"- {u}" for u in report.uncovered]
+        lines += ["", "Not covered:", ""] + [f"- {markdown_cell(u)}" for u in report.uncovered]
     if report.slow:
         lines += ["", "Slow calls (over the time limit, finished when retried with a longer one):", ""]
         lines += [f"- {s}" for s in report.slow]
     lines += ["", f"**{'Conformant' if report.conformant else 'Not conformant'}** "
                   f"({report.checked} of {sum(r.examples for r in report.results)} examples checked)"]
-    if any(r.findings for r in report.failures):
-        lines += ["", "Start here (findings grouped by operation and active parameters, simplest first):", ""]
-        lines += [markdown_cell(line) for line in start_here(report)]
     for r in report.failures:
         lines += ["", "```text", failure_text(r), "```"]
     return "\n".join(lines) + "\n"
