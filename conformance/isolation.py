@@ -168,6 +168,14 @@ def worker_main(conn: Connection, root: str) -> None:
         if request is None:
             return
         function, args, kwargs = request
+        if function == SUPPORTS:  # the backend's supports(op, problem): plain data in, a reason or None out
+            ask = getattr(obj, "supports", None)
+            try:
+                answer = ask(*args) if callable(ask) else None
+                conn.send_bytes(encode_outcome(CallOutcome(function, result=None if answer is None else str(answer))))
+            except Exception as exc:  # a failing supports() declines nothing; the calls themselves will tell
+                conn.send_bytes(encode_outcome(CallOutcome(function, problems=[f"supports() raised {exc!r}"])))
+            continue
         outcome = run_call(functions[function], function, args, kwargs, history)
         if isinstance(outcome.error, MemoryError):
             outcome.crashed = f"exceeded the memory limit of {memory_limit_mib} MiB (MemoryError: {outcome.error})"
@@ -305,6 +313,10 @@ class _Strikes:
         parts = ([f"crashed {times(self.crashes)}"] if self.crashes else []) + (
             [f"hung {times(self.hangs)}"] if self.hangs else [])
         return " and ".join(parts)
+
+
+#: The request name under which the worker answers the backend's ``supports(op, problem)``.
+SUPPORTS = "supports"
 
 
 @dataclass(frozen=True)
@@ -569,6 +581,11 @@ class SubprocessCaller:
             reason = str(detail)
         self.close()
         return reason
+
+    def supports(self, op: str, problem: dict[str, Any]) -> str | None:
+        """The backend's answer to ``supports(op, problem)``, asked in the worker (None: implemented, or no answer)."""
+        outcome = self._call(_Call(SUPPORTS, [op, problem], {}, None), self.timeout, record=False)
+        return outcome.result if isinstance(outcome.result, str) and outcome.crashed is None else None
 
     def _call(self, request: _Call, timeout: float, *, record: bool = True) -> CallOutcome:
         function = request.function

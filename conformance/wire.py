@@ -68,6 +68,8 @@ def _encode_value(value: Any) -> Any:
         return ("array", value.dtype.name, tuple(int(n) for n in value.shape), value.tobytes(order="C"))
     if type(value) is tuple or type(value) is list:
         return ("tuple", [_encode_value(v) for v in value])
+    if type(value) is str:  # the answer of the backend's supports()
+        return ("str", value[:_MESSAGE_LIMIT])
     return ("other", _qualified_name(value))
 
 
@@ -137,6 +139,8 @@ def _decode_value(data: Any) -> Any:
     kind = data[0]
     if kind == "none":
         return None
+    if kind == "str" and len(data) == 2 and isinstance(data[1], str):
+        return data[1]
     if kind == "array":
         _, dtype_name, shape, raw = data
         dtype = np.dtype(str(dtype_name))

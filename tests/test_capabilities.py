@@ -109,3 +109,25 @@ def test_built_in_adapters_declare_their_limits_through_supports() -> None:
     assert ort_backend.supports("max_pool", big) is not None
     with pytest.raises(spec.UnsupportedError):
         ort_backend.max_pool_forward(np.zeros((1, 1, 8), dtype=np.float32), **big["params"])
+
+
+def test_supports_is_asked_in_the_worker_when_the_backend_lives_there() -> None:
+    """With process isolation nothing of the backend is imported here: the worker answers supports()."""
+    import argparse
+
+    import pytest
+
+    pytest.importorskip("torch")
+    from conformance.runner import open_backend
+
+    args = argparse.Namespace(isolation="process", timeout=20.0, memory_limit=4096, import_timeout=120.0)
+    backend, caller, _ = open_backend("torch", args)
+    try:
+        assert not backend.in_process
+        pool = {"kernel_size": (2,), "stride": (1,), "dilation": (1,), "ceil_mode": False, "count_include_pad": False}
+        declined = _problem("avg_pool", (1, 1, 4), "float64", "forward", **pool, padding=((1, 0),))
+        reason = caller.supports("avg_pool", declined)  # type: ignore[attr-defined]
+        assert isinstance(reason, str) and "symmetric" in reason
+        assert caller.supports("avg_pool", {**declined, "params": {**pool, "padding": ((1, 1),)}}) is None  # type: ignore[attr-defined]
+    finally:
+        caller.close()
