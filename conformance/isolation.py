@@ -170,8 +170,11 @@ def worker_main(conn: Connection, root: str) -> None:
         function, args, kwargs = request
         if function == SUPPORTS:  # the backend's supports(op, problem): plain data in, a reason or None out
             ask = getattr(obj, "supports", None)
+            if not callable(ask):
+                conn.send_bytes(encode_outcome(CallOutcome(function, problems=[NO_SUPPORTS])))
+                continue
             try:
-                answer = ask(*args) if callable(ask) else None
+                answer = ask(*args)
                 conn.send_bytes(encode_outcome(CallOutcome(function, result=None if answer is None else str(answer))))
             except Exception as exc:  # a failing supports() declines nothing; the calls themselves will tell
                 conn.send_bytes(encode_outcome(CallOutcome(function, problems=[f"supports() raised {exc!r}"])))
@@ -317,6 +320,8 @@ class _Strikes:
 
 #: The request name under which the worker answers the backend's ``supports(op, problem)``.
 SUPPORTS = "supports"
+#: The worker's answer when the backend has no supports().
+NO_SUPPORTS = "the backend has no supports()"
 
 
 @dataclass(frozen=True)
@@ -369,6 +374,8 @@ class SubprocessCaller:
     #: Calls that were slow but not hung.
     slow_calls: list[SlowCall] = field(default_factory=list)
     _worker: _Worker | None = field(default=None, repr=False)
+    #: Whether the backend has supports() (None: not asked yet).
+    _has_supports: bool | None = field(default=None, repr=False)
     _strikes: dict[str, _Strikes] = field(default_factory=dict, repr=False)
     _history: deque[_Call] = field(default_factory=lambda: deque(maxlen=HISTORY), repr=False)
 
@@ -584,7 +591,13 @@ class SubprocessCaller:
 
     def supports(self, op: str, problem: dict[str, Any]) -> str | None:
         """The backend's answer to ``supports(op, problem)``, asked in the worker (None: implemented, or no answer)."""
+        if self._has_supports is False or self._worker is None or self._worker.process.poll() is not None:
+            return None  # no supports(), or no live worker: not worth a start (a declining call still raises)
         outcome = self._call(_Call(SUPPORTS, [op, problem], {}, None), self.timeout, record=False)
+        if outcome.problems == [NO_SUPPORTS]:
+            self._has_supports = False
+            return None
+        self._has_supports = True
         return outcome.result if isinstance(outcome.result, str) and outcome.crashed is None else None
 
     def _call(self, request: _Call, timeout: float, *, record: bool = True) -> CallOutcome:
