@@ -40,7 +40,7 @@ def test_a_missing_nan_names_its_cause() -> None:
     assert "misplaced" in text and "dropped" not in text, text
     # A NaN really dropped (fmax).
     text = missing_nan_summary(shifted, np.nan_to_num(want, nan=1.0), want, (0, 0, 1))
-    assert text.startswith("a NaN in x was dropped") and "np.float64" not in text, text
+    assert text.startswith("a NaN or infinity in x was dropped") and "np.float64" not in text, text
 
 
 def test_a_finding_covers_its_repeats_with_more_parameters_only() -> None:
