@@ -36,7 +36,6 @@ failure towards the smallest pooled shape that still fails.
 
 from __future__ import annotations
 
-import functools
 import math
 import zlib
 from collections.abc import Iterator, Sequence
@@ -141,7 +140,11 @@ class _Seeded:
 def pooled(op: OpName, caps: Capabilities, dtype: str, kwargs: dict[str, Any]) -> list[Problem]:
     """The pool of ``op`` in ``dtype`` narrowed by the strategy's ``kwargs``, for the current settings."""
     settings = _SETTINGS.get()
-    return list(_pool(op, caps, dtype, tuple(sorted(kwargs.items())), settings.seed, settings.size))
+    # Capabilities may hold a dict (not hashable): the cache is keyed by its repr.
+    key = (op, repr(caps), dtype, repr(sorted(kwargs.items())), settings.seed, settings.size)
+    if key not in _POOLS:
+        _POOLS[key] = _pool(op, caps, dtype, tuple(sorted(kwargs.items())), settings.seed, settings.size)
+    return list(_POOLS[key])
 
 
 def _size(problem: Problem) -> int:
@@ -213,7 +216,9 @@ def _select(candidates: list[Problem], size: int) -> list[Problem]:
     return chosen
 
 
-@functools.lru_cache(maxsize=512)
+_POOLS: dict[tuple[Any, ...], tuple[Problem, ...]] = {}
+
+
 def _pool(op: OpName, caps: Capabilities, dtype: str, kwargs: tuple[tuple[str, Any], ...], seed: int,
           size: int) -> tuple[Problem, ...]:
     narrowing = dict(kwargs)

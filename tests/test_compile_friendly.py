@@ -201,3 +201,10 @@ def test_simulated_compilation_counts_shapes_not_values() -> None:
     assert backend.compilations == 1, f"{backend.compilations} compilations for one shape signature, but should be 1"
     backend.conv_forward(np.ones((1, 1, 6)), w, None, **kwargs)
     assert backend.compilations == 2, f"{backend.compilations} compilations for two shape signatures, but should be 2"
+
+
+def test_pools_work_with_capabilities_that_are_not_hashable() -> None:
+    caps = spec.Capabilities(accumulation={"float16": "float16"}, compiles_per_shape=True)  # holds a dict
+    with pool_settings(seed=0, size=4):
+        first, again = pooled("linear", caps, "float16", {}), pooled("linear", caps, "float16", {})
+    assert len(first) == 4 and [p.describe() for p in first] == [p.describe() for p in again]
