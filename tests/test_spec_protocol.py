@@ -41,7 +41,7 @@ def test_default_capabilities_cover_everything() -> None:
         ({"asymmetric_padding": False}, ["asymmetric_padding", "asymmetric_pool_padding"]),
         ({"asymmetric_pool_padding": False}, ["asymmetric_pool_padding"]),
         ({"asymmetric_padding": False, "asymmetric_pool_padding": True}, ["asymmetric_padding"]),
-        ({"dtypes": ["float32"], "spatial_ranks": (2,)}, ["dtypes: float16, float64", "spatial_ranks: 1, 3"]),
+        ({"dtypes": ["float32"], "spatial_ranks": (2,)}, ["dtypes: bfloat16, float16, float64", "spatial_ranks: 1, 3"]),
         ({"max_pool_dilation": False}, ["max_pool_dilation"]),
         ({"avg_pool_dilation": False}, ["avg_pool_dilation"]),
         ({"ceil_mode": False}, ["ceil_mode"]),
