@@ -385,6 +385,6 @@ def test_a_conv_wrong_only_past_block_edges_is_caught_by_large_shapes() -> None:
     report = run(load_backend("tests.misbehaving.blocked_conv"), ops=["conv"], dtypes=["float64"], profile="ci",
                  rules=rules)
     status = {r.rule: r.status for r in report.results}
-    assert status == {"forward-values": "passed", "backward-values": "passed", "large-shapes": "failed"}, status
+    assert status["forward-values"] == "passed" and status["large-shapes"] == "failed", status  # 33+ channels
     summaries = " ".join(f.violation.summary for r in report.failures for f in r.findings)
     assert "y differs" in summaries or "dx differs" in summaries, summaries
