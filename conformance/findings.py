@@ -24,8 +24,9 @@ from conformance.strategies import Problem
 
 #: How many findings one rule x operation x dtype search reports at most.
 MAX_FINDINGS = 4
-#: The extra searches for further findings stop after this many times the first search's time (plus 2 s).
-EXTRA_SEARCH_TIME = 2.0
+#: Each further search for another finding draws this fraction of the rule's example budget (at least 2). A count,
+#: not a time: the same seed must report the same findings however busy the machine is.
+EXTRA_SEARCH_FRACTION = 0.5
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 #: Order of kinds of problems in the "start here" list: the contract before shapes before values.
@@ -149,4 +150,4 @@ def root_causes(findings: Sequence[tuple[str, str, str, Finding]]) -> list[Cause
     return causes
 
 
-__all__ = ["EXTRA_SEARCH_TIME", "MAX_FINDINGS", "Cause", "Finding", "Signature", "features", "root_causes", "signature"]
+__all__ = ["EXTRA_SEARCH_FRACTION", "MAX_FINDINGS", "Cause", "Finding", "Signature", "features", "root_causes", "signature"]

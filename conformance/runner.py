@@ -32,7 +32,7 @@ from conformance.cache import disable_cache
 from conformance.compare import Unchecked, Violation
 from conformance.context import Context, Disabled, Unsupported
 from conformance.database import example_key, use_key
-from conformance.findings import EXTRA_SEARCH_TIME, MAX_FINDINGS, Finding, Signature, signature
+from conformance.findings import EXTRA_SEARCH_FRACTION, MAX_FINDINGS, Finding, Signature, signature
 from conformance.invoke import Caller, InProcessCaller
 from conformance.isolation import (
     DEFAULT_IMPORT_TIMEOUT,
@@ -210,10 +210,10 @@ def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase 
 
     After a violation the search runs again (another seed) with the findings so
     far excluded, so that each distinct violation is reported, up to
-    ``max_findings``. The further searches share a time budget of
-    :data:`~conformance.findings.EXTRA_SEARCH_TIME` times the first search
-    (at least 1 s); past it, no new example is run, but a violation already
-    found is still shrunk.
+    ``max_findings``. Each further search draws
+    :data:`~conformance.findings.EXTRA_SEARCH_FRACTION` of the rule's example
+    budget: a count, never a time, so the same seed gives the same findings
+    whatever the machine's load.
     """
     result = RuleResult(item.rule.id, item.rule.title, item.op, item.dtype, "passed")
     ctx.new_search()
@@ -222,14 +222,11 @@ def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase 
     recorder = ctx.caller if isinstance(ctx.caller, RecordingCaller) else None
     seen: list[Signature] = []
     last: dict[str, Any] = {}
-    search: dict[str, Any] = {"deadline": math.inf, "failing": False}
     rejected = [0]
     disabled: list[str] = []
     unchecked: list[str] = []
 
     def example(drawn: Any) -> None:
-        if not search["failing"] and time.perf_counter() > search["deadline"]:
-            return  # out of time for further findings: the remaining examples are not run
         calls[0] += 1
         ctx.withheld.clear()
         reason = _declined(ctx, item, drawn)
@@ -256,7 +253,6 @@ def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase 
             if any(s.covers(violation) for s in seen):
                 return  # a finding already reported: look for a different one
             last["violation"], last["calls"] = violation, list(recorder.calls) if recorder is not None else []
-            search["failing"] = True
             first_failure[:] = first_failure or [calls[0]]
             raise
         except Exception:
@@ -272,12 +268,12 @@ def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase 
     strategy = item.rule.strategy(item.op, ctx.backend.capabilities, item.dtype)
     start = time.perf_counter()
     for attempt in range(max(1, max_findings)):
-        search["failing"] = False
         # @seed turns the database off, so the settings that name it are applied after the seed. Only the first
         # search uses it: in the others the saved example is an excluded finding, and would be dropped as fixed.
         db = database if attempt == 0 else None
+        budget = item.examples if attempt == 0 else max(2, round(item.examples * EXTRA_SEARCH_FRACTION))
         test = settings(
-            max_examples=item.examples, deadline=None, database=db, derandomize=False,
+            max_examples=budget, deadline=None, database=db, derandomize=False,
             suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, print_blob=False,
             phases=((Phase.explicit, Phase.reuse) if db is not None else (Phase.explicit,))
             + (Phase.generate, Phase.shrink),
@@ -303,11 +299,6 @@ def run_item(ctx: Context, item: PlanItem, seed: int, database: ExampleDatabase 
             result.status = "failed"
             result.findings.append(_finding(ctx, item, violation, last))
             seen.append(signature(violation))
-            if attempt == 0:
-                first = time.perf_counter() - start
-                search["deadline"] = time.perf_counter() + max(1.0, EXTRA_SEARCH_TIME * first)
-            if time.perf_counter() > search["deadline"]:
-                break
             continue
         break
     result.seconds = time.perf_counter() - start
