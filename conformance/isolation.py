@@ -78,6 +78,10 @@ DEFAULT_IMPORT_TIMEOUT = 120.0
 STARTUP_TIMEOUT = DEFAULT_IMPORT_TIMEOUT
 #: How many of a worker's latest calls are kept to find the one that corrupted it.
 HISTORY = 32
+#: How many crashes of one function are replayed and bisected in a run. Each confirmation restarts the worker up to
+#: about log2(HISTORY) + 2 times (a framework import each); a backend that crashes in every rule would otherwise spend
+#: most of its run confirming the same crash. Later crashes of that function are reported as they happened, saying so.
+MAX_CONFIRMATIONS = 3
 #: How often the worker's resident size is checked while a call runs, in seconds.
 _POLL_SECONDS = 0.05
 #: The environment variable that marks the worker and every process it starts.
@@ -378,6 +382,7 @@ class SubprocessCaller:
     _has_supports: bool | None = field(default=None, repr=False)
     _strikes: dict[str, _Strikes] = field(default_factory=dict, repr=False)
     _history: deque[_Call] = field(default_factory=lambda: deque(maxlen=HISTORY), repr=False)
+    _confirmations: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.target, str):
@@ -420,7 +425,13 @@ class SubprocessCaller:
             lost = time.perf_counter() - start  # both waits: the first limit and the longer retry
         elif outcome.crashed is not None and not outcome.crashed.startswith(("exceeded the memory", "the worker process could")):
             lost = time.perf_counter() - start  # the crash itself; replaying it is the suite's own cost
-            outcome = self._confirm_crash(request, outcome)
+            confirmed = self._confirmations.get(function, 0)
+            if confirmed < MAX_CONFIRMATIONS:
+                self._confirmations[function] = confirmed + 1
+                outcome = self._confirm_crash(request, outcome)
+            else:
+                outcome.confirmed = (f"not replayed: {confirmed} crashes of {function} were already replayed and "
+                                     "bisected in this run")
         else:
             lost = 0.0
         if outcome.crashed is not None or outcome.timed_out is not None:

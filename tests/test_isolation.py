@@ -388,3 +388,23 @@ def test_a_conv_wrong_only_past_block_edges_is_caught_by_large_shapes() -> None:
     assert status["forward-values"] == "passed" and status["large-shapes"] == "failed", status  # 33+ channels
     summaries = " ".join(f.violation.summary for r in report.failures for f in r.findings)
     assert "y differs" in summaries or "dx differs" in summaries, summaries
+
+
+def test_crash_confirmations_are_bounded_per_function() -> None:
+    """A function that crashes on every call is replayed a few times, then reported as it crashed: the run stays short."""
+    from conformance.isolation import MAX_CONFIRMATIONS
+
+    backend = load_backend("tests.misbehaving.segfault")
+    caller = SubprocessCaller(backend.target, timeout=TIMEOUT, max_strikes=100)
+    x, w = np.ones((1, 1, 3)), np.ones((1, 1, 2))
+    kwargs = {"stride": (1,), "padding": ((0, 0),), "dilation": (1,), "groups": 1}
+    try:
+        outcomes = [caller.call("conv_forward", [x, w, None], kwargs) for _ in range(MAX_CONFIRMATIONS + 2)]
+    finally:
+        caller.close()
+    assert all(o.crashed is not None for o in outcomes), [o.crashed for o in outcomes]
+    replayed = [o for o in outcomes if o.confirmed and o.confirmed.startswith("reproduced alone")]
+    assert len(replayed) == MAX_CONFIRMATIONS, [o.confirmed for o in outcomes]
+    assert all("not replayed" in (o.confirmed or "") for o in outcomes[MAX_CONFIRMATIONS:]), [o.confirmed for o in outcomes]
+    # One start per call, plus one replay each for the confirmed ones.
+    assert caller.starts == len(outcomes) + MAX_CONFIRMATIONS, caller.starts
