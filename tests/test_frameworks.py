@@ -1,8 +1,8 @@
 """Real frameworks on the bench: no false alarms, and every genuine divergence asserted precisely.
 
-PyTorch and JAX run the ``ci`` profile in float64 and float32 for five seeds each, two operations per
-seed (``ops_for``), so that every operation runs under two or three seeds, each with its own cases, in
-half the time of all four under every seed; JAX is on the compile-friendly path (shape pools, its
+PyTorch and JAX run the ``ci`` profile in float64 and float32 for two seeds each, two operations per
+seed (``ops_for``), so that every operation runs once with its own cases (the whole-profile runs are
+most of CI's time); JAX is on the compile-friendly path (shape pools, its
 compiled kernels kept in its persistent cache between runs). Every failure must
 be one of the divergences written up in docs/findings.md (recognised by its rule, operation, case
 and message); each divergence is then reproduced by a targeted run and its exact finding asserted.
@@ -30,7 +30,11 @@ from conformance.runner import RuleResult, make_caller, run
 from conformance.strategies import Case, Problem, cases
 from spec import Capabilities, OpName
 
+#: Seeds a divergence's targeted run may try before it counts as not reproduced.
 SEEDS = range(5)
+#: Seeds of the whole-profile runs: two operations each (``ops_for``), so seeds 0 and 2 cover all four once. Each
+#: seed costs one to four minutes of PyTorch or JAX on this 2-core machine; CI must stay under ten minutes.
+CI_SEEDS = (0, 2)
 DTYPES = ["float64", "float32"]
 
 
@@ -205,7 +209,7 @@ def _caller(backend: LoadedBackend) -> Caller:
     return caller
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", CI_SEEDS)
 @pytest.mark.parametrize("framework", ["torch", "jax"])
 def test_ci_profile_raises_no_false_alarm(framework: str, seed: int) -> None:
     backend = _backend(framework)
