@@ -118,6 +118,13 @@ def _neg_inf_tie(result: RuleResult) -> bool:
 _NO_CHANNELS = ("C_in=0", "C=0", "in_features=0")
 
 
+def _grouped_nan(result: RuleResult) -> bool:
+    """A nan-propagation failure of a grouped convolution (J10)."""
+    case = _case(result)
+    return (result.rule == "nan-propagation" and result.op == "conv" and case is not None
+            and int(case.params.get("groups", 1)) > 1)
+
+
 KNOWN: tuple[Divergence, ...] = (
     # The heap damage T1 does can also crash a later, unrelated max-pool call in the same worker.
     Divergence("T1", "torch", "max-pool backward of a window entirely in padding writes out of its plane (or aborts)",
@@ -164,6 +171,9 @@ KNOWN: tuple[Divergence, ...] = (
     Divergence("J9", "jax", "ceil_mode and count_include_pad of 0 or 1 are taken as truth values",
                _any_accepted(("non-bool ceil_mode", "non-bool count_include_pad")), ("invalid-params", "avg_pool", "float64"),
                r"accepted an invalid call \(non-bool ceil_mode\)", "non-bool ceil_mode"),
+    Divergence("J10", "jax", "a NaN in one channel group reaches the outputs of every group (grouped conv as a dense one)",
+               _grouped_nan,
+               ("nan-propagation", "conv", "float64"), r"y differs from the expected value|NaN"),
     Divergence("J4", "jax", "a kernel larger than the padded input gives an empty output instead of raising",
                _invalid_accepted(None, "empty output"), ("invalid-params", "max_pool", "float64"),
                r"accepted an invalid call \(empty output\)", "empty output"),

@@ -154,7 +154,7 @@ def test_dtypes_and_empty_batch() -> None:
         (np.zeros((1, 2, 0)), (1,), "x.shape[2]=0 is invalid: must be >= 1"),
         (np.zeros((1, 0, 5)), (1,), "C=0 is invalid: must be >= 1"),
         (np.zeros((1, 2, 5), dtype=np.int64), (1,),
-         "x.dtype=dtype('int64') is invalid: must be a floating dtype (float16, float32 or float64)"),
+         "x.dtype=dtype('int64') is invalid: must be a floating dtype (float16, float32, float64 or bfloat16)"),
     ],
 )
 def test_invalid_parameters(x: F64, output_size: tuple[int, ...], message: str) -> None:
