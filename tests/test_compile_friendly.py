@@ -30,10 +30,10 @@ from conformance.cache import CACHE_DIR_ENV, NO_CACHE_ENV, cache_dir
 from conformance.cli import main
 from conformance.context import shape_signature
 from conformance.loader import LoadedBackend
-from conformance.report import failure_text, render_text
+from conformance.report import render_text
 from conformance.runner import run
 from conformance.shape_pool import POOL_SIZES, pool_settings, pooled
-from tests.broken.bank import BANK
+from tests.broken.bank import BANK, assert_caught
 
 COMPILING = replace(reference.CAPABILITIES, compiles_per_shape=True)
 
@@ -137,13 +137,7 @@ def test_broken_backend_is_caught_when_compiled_per_shape(name: str) -> None:
     backend = Compiled(entry.obj)
     report = run(loaded(name, backend), ops=entry.ops, dtypes=entry.dtypes, profile="ci", seed=0, fail_fast=True)
     assert report.compiles_per_shape
-    assert report.failures, f"bug not caught with pooled shapes: {entry.bug}\n{render_text(report)}"
-    first = report.failures[0]
-    text = failure_text(first)
-    assert first.status == "failed" and first.violation is not None, f"the suite itself failed:\n{text}"
-    caught_by = {first.rule, first.violation.rule}
-    assert caught_by & entry.rules, (
-        f"caught by {sorted(caught_by)}, but should be one of {sorted(entry.rules)} [{entry.bug}]\n{text}")
+    assert_caught(entry, report, "with pooled shapes")
 
 
 # --------------------------------------------------------------------------- the compilation cache

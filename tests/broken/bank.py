@@ -600,3 +600,20 @@ BACKENDS = SimpleNamespace(**{name.replace("-", "_"): entry.obj for name, entry 
 def target(name: str) -> str:
     """The ``module:attribute`` of a bank backend, as the loader and the snippets spell it."""
     return f"tests.broken.bank:BACKENDS.{name.replace('-', '_')}"
+
+
+def assert_caught(entry: Broken, report: Any, how: str) -> str:
+    """Assert ``report`` fails ``entry`` by one of its expected rules; the first failure's text.
+
+    Shared by the calibration tests (``how`` says under what generation the bug must still be caught).
+    """
+    from conformance.report import failure_text, render_text
+
+    assert report.failures, f"bug not caught {how}: {entry.bug}\n{render_text(report)}"
+    first = report.failures[0]
+    text = failure_text(first)
+    assert first.status == "failed" and first.violation is not None, f"the suite itself failed:\n{text}"
+    caught_by = {first.rule, first.violation.rule}
+    assert caught_by & entry.rules, (
+        f"caught by {sorted(caught_by)}, but should be one of {sorted(entry.rules)} [{entry.bug}]\n{text}")
+    return text
