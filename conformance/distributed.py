@@ -25,7 +25,8 @@ from typing import Any
 from conformance.database import default_directory, open_database
 from conformance.loader import Target
 from conformance.merge import merge, report_from_dict
-from conformance.runner import RunReport, open_backend, run
+from conformance.results import RunReport
+from conformance.runner import open_backend, run
 from conformance.shard import Shard
 
 #: Seconds to wait for the scheduler to answer.

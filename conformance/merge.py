@@ -23,8 +23,8 @@ from typing import Any
 
 from conformance.compare import Violation
 from conformance.findings import Finding
+from conformance.results import RuleResult, RunReport
 from conformance.rules import RULES, RULES_BY_ID
-from conformance.runner import RuleResult, RunReport
 from conformance.shard import Shard
 
 #: Fields that must be equal in every shard of one run.

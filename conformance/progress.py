@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from conformance.report import progress_line
-from conformance.runner import RuleResult
+from conformance.results import RuleResult
 
 
 class RunProgress:

@@ -19,7 +19,7 @@ from xml.etree import ElementTree as ET
 
 from conformance.citations import anchor, cited
 from conformance.findings import Finding, root_causes
-from conformance.runner import RuleResult, RunReport
+from conformance.results import RuleResult, RunReport
 
 STATUS_MARK = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "not covered": "not covered", "not run": "not run"}
 

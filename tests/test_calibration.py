@@ -27,8 +27,9 @@ import reference
 import spec
 from conformance.loader import LoadedBackend
 from conformance.report import render_text
+from conformance.results import RunReport
 from conformance.rules import ALL_OPS, RULES
-from conformance.runner import RunReport, run
+from conformance.runner import run
 from tests.broken.bank import BANK, assert_caught, target
 from tests.broken.correct import CORRECT
 

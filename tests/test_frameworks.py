@@ -25,8 +25,9 @@ from conformance.context import derive
 from conformance.invoke import Caller
 from conformance.loader import LoadedBackend, load_backend
 from conformance.report import failure_text
+from conformance.results import RuleResult
 from conformance.rules import ALL_OPS, RULES_BY_ID
-from conformance.runner import RuleResult, make_caller, run
+from conformance.runner import make_caller, run
 from conformance.strategies import Case, Problem, cases
 from spec import Capabilities, OpName
 

@@ -25,8 +25,9 @@ import conformance.report as reporting
 from conformance.cli import main
 from conformance.isolation import SubprocessCaller, describe_exit
 from conformance.loader import load_backend
+from conformance.results import RunReport
 from conformance.rules import RULES, RULES_BY_ID
-from conformance.runner import RunReport, run
+from conformance.runner import run
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A few rules are enough to see how a call misbehaves, and keep each test to a second or two.

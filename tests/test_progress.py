@@ -14,7 +14,7 @@ from conformance.compare import Violation
 from conformance.findings import Finding
 from conformance.progress import RunProgress
 from conformance.report import progress_line
-from conformance.runner import RuleResult
+from conformance.results import RuleResult
 
 ROOT = Path(__file__).resolve().parents[1]
 
