@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 
 from conformance.loader import BackendLoadError
-from conformance.report import to_markdown, write_atomically
+from conformance.report import to_markdown
 from conformance.rules import RULES_BY_ID
 from conformance.runner import PROFILES, open_backend, run
+from conformance.textio import parse_choices, write_atomically
 from spec import DTYPES, OPERATIONS
 
 START, END = "<!-- matrix:start -->", "<!-- matrix:end -->"
@@ -86,9 +87,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
-    if not dtypes or any(d not in DTYPES for d in dtypes):
-        print(f"convspec: error: --dtypes {args.dtypes!r}: choose from {', '.join(DTYPES)}", file=sys.stderr)
+    try:
+        dtypes = parse_choices(args.dtypes, DTYPES)
+    except ValueError as exc:
+        print(f"convspec: error: --dtypes {args.dtypes!r}: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out)
     reports: dict[str, str] = {}
@@ -101,13 +103,13 @@ def run_from_args(args: argparse.Namespace) -> int:
         print(f"checking {name} ...", flush=True)
         report = run(backend, dtypes=dtypes, profile=args.profile, seed=args.seed, caller=caller)
         text = to_markdown(report)
-        write_atomically(str(out / f"{name}.md"), text)
+        write_atomically(out / f"{name}.md", text)
         reports[name] = text
         print(f"  {name}: {'conformant' if report.conformant else 'NOT conformant'} ({report.seconds:.0f} s)")
     command = "convspec matrix " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["matrix"] else (
         f"convspec matrix {' '.join(args.backends)} --profile {args.profile} --seed {args.seed} --dtypes {args.dtypes}")
     matrix = compose(reports, command)
-    write_atomically(str(out / "matrix.md"), matrix)
+    write_atomically(out / "matrix.md", matrix)
     print(f"matrix written to {out / 'matrix.md'}")
     if args.readme:
         readme = Path(args.readme).read_text()

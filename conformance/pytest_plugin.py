@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from conformance.textio import parse_choices
 from spec import DTYPES, OPERATIONS
 
 if TYPE_CHECKING:
@@ -59,11 +60,10 @@ class ConvspecFailure(Exception):
 
 
 def _split(text: str, allowed: tuple[str, ...], option: str) -> list[str]:
-    values = [v.strip() for v in text.split(",") if v.strip()]
-    bad = [v for v in values if v not in allowed]
-    if bad or not values:
-        raise pytest.UsageError(f"{option}: unknown value(s) {bad or text!r}; choose from {', '.join(allowed)}")
-    return values
+    try:
+        return parse_choices(text, allowed)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{option}: {exc}") from None
 
 
 class ConvspecBackend(pytest.Collector):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from xml.etree import ElementTree as ET
 from conformance.citations import anchor, cited
 from conformance.findings import Finding, root_causes
 from conformance.results import RuleResult, RunReport
+from conformance.textio import write_atomically
 
 STATUS_MARK = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "not covered": "not covered", "not run": "not run"}
 
@@ -318,29 +318,6 @@ def report_path_problem(path: str) -> str | None:
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"cannot write in {parent}"
     return None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomically(path: str, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename it over ``path`` (permissions from the umask)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it, not mkstemp's 0600
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_report(report: RunReport, path: str) -> None:

@@ -48,6 +48,7 @@ from conformance.shape_pool import POOL_SIZES, restore_pool_settings, use_pool_s
 from conformance.shard import Shard
 from conformance.snippets import RecordedCall, RecordingCaller, reproduction
 from conformance.strategies import Case, Problem
+from conformance.textio import parse_choices
 from spec import OPERATIONS, OpName
 
 #: Base number of Hypothesis examples per (rule, operation, dtype), scaled by each rule's weight.
@@ -385,13 +386,12 @@ def run(backend: LoadedBackend, *, ops: Sequence[OpName] = tuple(OPERATIONS), dt
 
 # --------------------------------------------------------------------------- command line
 
-def _csv(allowed: Sequence[str], what: str) -> Callable[[str], list[str]]:
+def _csv(allowed: Sequence[str]) -> Callable[[str], list[str]]:
     def parse(text: str) -> list[str]:
-        values = [v.strip() for v in text.split(",") if v.strip()]
-        bad = [v for v in values if v not in allowed]
-        if bad or not values:
-            raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(bad) or repr(text)}; choose from {', '.join(allowed)}")
-        return values
+        try:
+            return parse_choices(text, allowed)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
 
@@ -412,9 +412,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=tuple(PROFILES), default="ci",
                         help="quick (a verdict in seconds), ci (about a minute), thorough (as long as it needs)")
     parser.add_argument("--seed", type=_seed, default=0, help="seed of every Hypothesis search (default 0)")
-    parser.add_argument("--ops", type=_csv(tuple(OPERATIONS), "operation"), default=list(OPERATIONS),
+    parser.add_argument("--ops", type=_csv(tuple(OPERATIONS)), default=list(OPERATIONS),
                         help="comma-separated operations (default: all)")
-    parser.add_argument("--dtypes", type=_csv(spec.DTYPES, "dtype"), default=list(spec.DTYPES),
+    parser.add_argument("--dtypes", type=_csv(spec.DTYPES), default=list(spec.DTYPES),
                         help=f"comma-separated dtypes (default: {','.join(spec.DTYPES)})")
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
     parser.add_argument("--report", metavar="FILE", help="also write the report: .json, .md or .xml (JUnit)")

@@ -20,3 +20,25 @@ def test_the_renderers_of_results_do_not_import_the_runner() -> None:
     loaded = _modules_loaded_by("conformance.report, conformance.merge, conformance.progress")
     assert "conformance.results" in loaded
     assert "conformance.runner" not in loaded
+
+
+def test_only_textio_renames_files_into_place() -> None:
+    """One atomic writer: any other module that renames a temporary file over a target has its own copy again."""
+    renaming = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "conformance").rglob("*.py")
+                      if "os.replace(" in p.read_text(encoding="utf-8"))
+    assert renaming == ["conformance/textio.py"]
+
+
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    from conformance.textio import replacing, write_atomically
+
+    target = tmp_path / "report.json"
+    write_atomically(target, "old")
+    try:
+        with replacing(target) as temporary:
+            temporary.write_text("half")
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]

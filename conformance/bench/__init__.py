@@ -71,7 +71,6 @@ from conformance.bench.rendering import (
     TablePrinter,
     result_json,
     result_markdown,
-    write_atomically,
     write_report,
 )
 from conformance.bench_shapes import MODES, Mode, flops
@@ -174,5 +173,5 @@ __all__ = [
     "BenchOptions", "BenchResult", "BenchUsageError", "Ceiling", "Inputs", "Pair", "Row", "Timing",
     "add_arguments", "call_kwargs", "check_values", "make_inputs", "matmul_ceilings", "measure",
     "measure_matmul_ceiling", "measure_pair", "mode_calls", "options_from_args", "result_json", "result_markdown",
-    "run", "run_bench", "unsupported_reason", "write_atomically", "write_plot", "write_report",
+    "run", "run_bench", "unsupported_reason", "write_plot", "write_report",
 ]

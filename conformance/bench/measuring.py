@@ -6,9 +6,7 @@ import datetime
 import gc
 import json
 import math
-import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from conformance.bench.environment import user_cache_dir
 from conformance.bench.options import BenchOptions
 from conformance.bench_shapes import MODES, Mode, NamedProblem, Problem
 from conformance.loader import LoadedBackend
+from conformance.textio import write_atomically
 from spec import OPERATIONS, UnsupportedError
 
 
@@ -134,11 +133,7 @@ def matmul_ceilings(
         for dtype, c in ceilings.items()
     }
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(entries, handle, indent=2)
-        os.replace(temporary, path)
+        write_atomically(path, json.dumps(entries, indent=2))
     except OSError:
         pass  # an unwritable cache costs a measurement next time, nothing else
     return ceilings

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.bench_shapes import SHAPE_SETS, NamedProblem, ProblemSyntaxError, parse_problem, with_batch
+from conformance.textio import parse_choices
 from spec import OPERATIONS, OpName
 
 BENCH_DTYPES: tuple[str, ...] = ("float64", "float32", "float16")
@@ -110,13 +111,10 @@ class BenchOptions:
 
 
 def _split(value: str, option: str, allowed: Sequence[str]) -> tuple[str, ...]:
-    items = tuple(item.strip() for item in value.split(",") if item.strip())
-    if not items:
-        raise BenchUsageError(f"{option} is empty (choose from {', '.join(allowed)})")
-    for item in items:
-        if item not in allowed:
-            raise BenchUsageError(f"{option}: unknown {item!r} (choose from {', '.join(allowed)})")
-    return tuple(dict.fromkeys(items))
+    try:
+        return tuple(parse_choices(value, allowed))
+    except ValueError as exc:
+        raise BenchUsageError(f"{option}: {exc}") from None
 
 
 def _output_path(path: Path | None, option: str, suffixes: Sequence[str]) -> Path | None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from conformance.bench.measuring import BenchResult, Row
 from conformance.bench_shapes import MODES
+from conformance.textio import replacing
 
 
 def _rate_of(row: Row | None, *, baseline: bool) -> float:
@@ -61,14 +60,8 @@ def write_plot(result: BenchResult, path: Path) -> None:
     versus = f" vs {options.baseline}" if options.baseline else ""
     fig.suptitle(f"convspec bench {options.backend}{versus} ({sets}; {options.clock} clock, median of {options.repeats})")
     fig.tight_layout(rect=(0.0, 0.0, 1.0, 0.98))
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=directory)
-    os.close(fd)
     try:
-        fig.savefig(temporary, dpi=110, format="png")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        with replacing(path) as temporary:
+            fig.savefig(temporary, dpi=110, format="png")
     finally:
         plt.close(fig)

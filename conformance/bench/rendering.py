@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -12,6 +10,7 @@ from typing import Any, TextIO
 from conformance.bench.environment import _blas_summary, _load, _openblas_vars
 from conformance.bench.measuring import BenchResult, Row, Timing
 from conformance.bench_shapes import MODES
+from conformance.textio import write_atomically
 
 
 def _ms(seconds: float) -> str:
@@ -223,19 +222,6 @@ def result_markdown(result: BenchResult) -> str:
             cells = [cell.replace("|", "\\|") for cell in table_cells(result, row)]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def write_report(result: BenchResult, path: Path) -> None:
