@@ -308,9 +308,12 @@ def test_random_configurations_match_reference(adapter: tuple[str, ModuleType]) 
 def test_functions_and_signatures_follow_the_protocol(adapter: tuple[str, ModuleType]) -> None:
     name, backend = adapter
     functions = spec.supported_functions(backend)
-    expected = set(spec.FUNCTION_NAMES)
+    original = {f"{op}_{direction}" for op in ("conv", "max_pool", "avg_pool", "linear")
+                for direction in ("forward", "backward")}
     if name == "onnxruntime":
-        expected = {f for f in expected if f.endswith("_forward")}
+        original = {f for f in original if f.endswith("_forward")}
+    # The protocol's functions this adapter has: the new operations' only where the framework has them.
+    expected = set(spec.FUNCTION_NAMES) & (original | NEW_FUNCTIONS[name])
     assert set(functions) == expected, f"functions={sorted(functions)}, but should be {sorted(expected)} [{name}]"
     for fname, function in functions.items():
         got = list(inspect.signature(function).parameters.items())
@@ -388,3 +391,175 @@ def test_negative_padding_is_passed_through(adapter: tuple[str, ModuleType]) -> 
         with pytest.raises(Exception) as error:
             backend.conv_forward(x, w, None, **kwargs)
         assert not isinstance(error.value, spec.UnsupportedError)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Transposed convolution, max-pool indices, adaptive pooling
+# ---------------------------------------------------------------------------------------------------------------------
+
+#: The new operations' functions each adapter implements (the others it lacks: the framework has no such operation).
+NEW_FUNCTIONS: dict[str, frozenset[str]] = {
+    "torch": frozenset({
+        "conv_transpose_forward", "conv_transpose_backward", "max_pool_indices",
+        "adaptive_avg_pool_forward", "adaptive_avg_pool_backward", "adaptive_max_pool_forward",
+        "adaptive_max_pool_backward",
+    }),
+    "jax": frozenset(),
+    "tensorflow": frozenset(),
+    "onnxruntime": frozenset(),
+}
+NEW_OPS: dict[str, tuple[str, str | None]] = {
+    "conv_transpose": ("conv_transpose_forward", "conv_transpose_backward"),
+    "max_pool_indices": ("max_pool_indices", None),
+    "adaptive_avg_pool": ("adaptive_avg_pool_forward", "adaptive_avg_pool_backward"),
+    "adaptive_max_pool": ("adaptive_max_pool_forward", "adaptive_max_pool_backward"),
+}
+
+
+@dataclass(frozen=True)
+class NewCase:
+    """One fixed configuration of a new operation: x (and w, b) drawn from a seeded generator, or given."""
+
+    name: str
+    op: str
+    x_shape: tuple[int, ...]
+    kwargs: dict[str, Any]
+    w_shape: tuple[int, ...] | None = None
+    #: Integer values in [-2, 2] (ties everywhere) instead of continuous ones.
+    ties: bool = False
+    #: Adapter -> a phrase its supports() must give when it declines this case.
+    declined: dict[str, str] = field(default_factory=dict)
+    #: Given x (overrides x_shape's random values), and the hand-computed result of the forward.
+    x: tuple[float, ...] | None = None
+    expected: tuple[Any, ...] | None = None
+
+
+def _transpose(s: tuple[int, ...], p: tuple[tuple[int, int], ...], e: tuple[int, ...], d: tuple[int, ...],
+               g: int = 1) -> dict[str, Any]:
+    return {"stride": s, "padding": p, "output_padding": e, "dilation": d, "groups": g}
+
+
+NEW_CASES = [
+    # [1, 2, 3] scattered with [1, 10] at stride 2: [1, 10, 2, 20, 3, 30]; padding (1, 0) removes the first.
+    NewCase("conv_transpose stride 2, before-padding", "conv_transpose", (1, 1, 3),
+            _transpose((2,), ((1, 0),), (0,), (1,)), w_shape=(1, 1, 2), x=(1.0, 2.0, 3.0),
+            expected=([[[10, 2, 20, 3, 30]]],)),
+    NewCase("conv_transpose 1-D asymmetric padding + output_padding", "conv_transpose", (2, 2, 4),
+            _transpose((2,), ((1, 2),), (1,), (1,)), w_shape=(2, 3, 3)),
+    NewCase("conv_transpose 2-D groups + dilation", "conv_transpose", (1, 4, 3, 3),
+            _transpose((1, 2), ((0, 1), (1, 1)), (1, 1), (2, 1), 2), w_shape=(4, 1, 2, 3)),
+    NewCase("conv_transpose 2-D output_padding >= stride (dilation 3)", "conv_transpose", (1, 2, 3, 2),
+            _transpose((1, 1), ((0, 0), (0, 0)), (2, 0), (3, 1)), w_shape=(2, 2, 2, 2)),
+    NewCase("conv_transpose 3-D stride + output_padding", "conv_transpose", (1, 2, 2, 3, 2),
+            _transpose((2, 1, 2), ((0, 0), (1, 1), (0, 1)), (1, 0, 1), (1, 1, 1)), w_shape=(2, 2, 2, 2, 2)),
+    # The 4x4 plane of max_pool_indices.md with a 20 at (1, 1): 1*4 + 1 = 5.
+    NewCase("max_pool_indices 2-D", "max_pool_indices", (1, 1, 4, 4),
+            {"kernel_size": (2, 2), "stride": (2, 2), "padding": ((0, 0), (0, 0)), "dilation": (1, 1),
+             "ceil_mode": False},
+            x=(0, 1, 2, 3, 4, 20, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), expected=([[[[5, 7], [13, 15]]]],)),
+    # [-inf -inf | 3 1 5 5 2] k 3: the first 5 wins the tie, the padding never does.
+    NewCase("max_pool_indices asymmetric padding + ties", "max_pool_indices", (1, 1, 5),
+            {"kernel_size": (3,), "stride": (1,), "padding": ((2, 0),), "dilation": (1,), "ceil_mode": False},
+            x=(3, 1, 5, 5, 2), expected=([[[0, 0, 2, 2, 2]]],)),
+    NewCase("max_pool_indices 2-D ceil mode, dilation, ties", "max_pool_indices", (2, 3, 5, 6),
+            {"kernel_size": (3, 2), "stride": (2, 2), "padding": ((1, 1), (0, 1)), "dilation": (1, 2),
+             "ceil_mode": True}, ties=True),
+    NewCase("max_pool_indices 3-D", "max_pool_indices", (1, 2, 3, 4, 5),
+            {"kernel_size": (2, 2, 3), "stride": (1, 2, 2), "padding": ((1, 0), (0, 0), (1, 1)),
+             "dilation": (1, 1, 1), "ceil_mode": False}),
+    # One real element; the first window reads positions -1 and 1 (padding only), with part of the padding explicit.
+    NewCase("max_pool_indices empty window, asymmetric padding", "max_pool_indices", (1, 1, 1),
+            {"kernel_size": (2,), "stride": (1,), "padding": ((1, 2),), "dilation": (2,), "ceil_mode": False},
+            declined={"torch": "entirely in padding"}),
+    NewCase("adaptive_avg_pool 1-D", "adaptive_avg_pool", (2, 3, 5), {"output_size": (3,)}),
+    NewCase("adaptive_avg_pool 2-D, larger output", "adaptive_avg_pool", (1, 2, 5, 3), {"output_size": (3, 4)}),
+    NewCase("adaptive_avg_pool 3-D global", "adaptive_avg_pool", (2, 2, 3, 4, 2), {"output_size": (1, 1, 1)}),
+    NewCase("adaptive_max_pool 1-D, ties", "adaptive_max_pool", (2, 3, 7), {"output_size": (3,)}, ties=True),
+    NewCase("adaptive_max_pool 2-D global", "adaptive_max_pool", (1, 3, 4, 5), {"output_size": (1, 1)}),
+    NewCase("adaptive_max_pool 3-D, larger output", "adaptive_max_pool", (1, 2, 2, 3, 4), {"output_size": (3, 2, 5)}),
+]
+
+
+def _new_inputs(case: NewCase, dtype: type[np.floating[Any]]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """(forward args, backward args without dy) of the case, values seeded by its name."""
+    rng = np.random.default_rng(sum(map(ord, case.name)))
+    if case.x is not None:
+        x = np.array(case.x, dtype=np.float64).reshape(case.x_shape)
+    elif case.ties:
+        x = rng.integers(-2, 3, case.x_shape).astype(np.float64)
+    else:
+        x = rng.standard_normal(case.x_shape)
+    x = x.astype(dtype)
+    if case.w_shape is None:
+        return (x,), (x,)
+    w = (np.ones(case.w_shape) * [1, 10] if case.x is not None else rng.standard_normal(case.w_shape)).astype(dtype)
+    b = None if case.x is not None else rng.standard_normal(case.w_shape[1] * case.kwargs["groups"]).astype(dtype)
+    return (x, w, b), (x, w)
+
+
+def _problem(case: NewCase, direction: str, dtype: type[np.floating[Any]]) -> dict[str, Any]:
+    """The plain data supports(op, problem) receives for the case."""
+    return {"op": case.op, "direction": direction, "dtype": np.dtype(dtype).name, "x_shape": case.x_shape,
+            "w_shape": case.w_shape, "bias": case.w_shape is not None and case.x is None, "params": dict(case.kwargs)}
+
+
+def test_translation_helpers_examples() -> None:
+    """The examples in _translate's docstrings (conformance/backends is outside pytest's doctest collection)."""
+    import doctest
+
+    from conformance.backends import _translate
+
+    result = doctest.testmod(_translate, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 10 and result.failed == 0, f"{result}, but should have no failures"
+
+
+def test_new_operations_functions_are_the_declared_ones(adapter: tuple[str, ModuleType]) -> None:
+    """Each adapter has exactly the new functions its framework has, with the reference's signatures."""
+    name, backend = adapter
+    present = {f for pair in NEW_OPS.values() for f in pair if f is not None and callable(getattr(backend, f, None))}
+    assert present == NEW_FUNCTIONS[name], f"functions={sorted(present)}, but should be {sorted(NEW_FUNCTIONS[name])}"
+    for fname in present:
+        got = [(p, v.kind) for p, v in inspect.signature(getattr(backend, fname)).parameters.items()]
+        want = [(p, v.kind) for p, v in inspect.signature(getattr(reference, fname)).parameters.items()]
+        assert got == want, f"signature({name}.{fname})={got}, but should match reference"
+
+
+@pytest.mark.parametrize("case", NEW_CASES, ids=[c.name for c in NEW_CASES])
+def test_new_operations_match_reference(adapter: tuple[str, ModuleType], case: NewCase) -> None:
+    """Forward (and backward) of each fixed configuration against the reference, or declined with the stated reason."""
+    name, backend = adapter
+    forward, backward = NEW_OPS[case.op]
+    if forward not in NEW_FUNCTIONS[name]:
+        return  # the framework has no such operation (test_new_operations_functions_are_the_declared_ones)
+    dtype = CHECK_DTYPE[name]
+    supports: Callable[[str, dict[str, Any]], str | None] = backend.supports
+    reason = supports(case.op, _problem(case, "forward", dtype))
+    if name in case.declined:
+        assert reason is not None and case.declined[name] in reason, (
+            f"supports({case.op})={reason!r}, but should decline with {case.declined[name]!r} [{name}, {case.name}]")
+        return
+    assert reason is None, f"supports({case.op}) declined: {reason} [{name}, {case.name}]"
+    args, backward_args = _new_inputs(case, dtype)
+    context = f"{name}, {case.name}"
+    out = getattr(backend, forward)(*args, **case.kwargs)
+    expected = getattr(reference, forward)(*args, **case.kwargs)
+    if case.op == "max_pool_indices":
+        hand = None if case.expected is None else np.array(case.expected[0], dtype=np.int64)
+        for what, want in (("reference", expected), ("hand-computed", hand)):
+            if want is not None:
+                assert out.dtype == np.int64 and out.shape == want.shape, f"out: {out.dtype}{out.shape} [{context}]"
+                assert np.array_equal(out, want), f"out={out.tolist()}, but should be {want.tolist()} ({what}) [{context}]"
+    else:
+        assert_close(out, expected, dtype, f"{forward}, {context}")
+        if case.expected is not None:
+            assert_close(out, np.array(case.expected[0], dtype=dtype), dtype, f"hand-computed, {context}")
+    if backward is None or backward not in NEW_FUNCTIONS[name]:
+        return
+    if supports(case.op, _problem(case, "backward", dtype)) is not None:
+        return  # a forward-only case of this adapter (test_new_operations_declines_have_reasons names them)
+    dy = np.random.default_rng(1).standard_normal(expected.shape).astype(dtype)
+    grads = getattr(backend, backward)(*backward_args, dy, **case.kwargs)
+    wanted = getattr(reference, backward)(*backward_args, dy, **case.kwargs)
+    for i, (got, want) in enumerate(zip(grads if isinstance(grads, tuple) else (grads,),
+                                        wanted if isinstance(wanted, tuple) else (wanted,))):
+        assert_close(got, want, dtype, f"{backward} output {i}, {context}")

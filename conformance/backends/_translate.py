@@ -55,6 +55,65 @@ def split_padding(padding: Padding) -> SplitPadding:
     return SplitPadding(native, extra)
 
 
+def crop_slices(extra: Padding) -> tuple[slice, ...]:
+    """Index of an (N, C, *S) array that removes ``extra[i] = (before, after)`` positions from spatial dim ``i``.
+
+    A transposed convolution's padding *removes* output positions, so padding a
+    framework cannot take natively (asymmetric, or beyond its own limits) is
+    applied by cropping its output.
+
+    >>> crop_slices(((0, 2), (1, 0)))
+    (slice(None, None, None), slice(None, None, None), slice(0, -2, None), slice(1, None, None))
+    """
+    return (slice(None), slice(None), *(slice(lo, -hi if hi else None) for lo, hi in extra))
+
+
+def unpadded_plane_indices(indices: NDArray[np.int64], padded: Sequence[int], before: Sequence[int],
+                           spatial: Sequence[int]) -> NDArray[np.int64]:
+    """Flat in-plane indices into an input padded by ``before`` positions, re-counted in the unpadded plane.
+
+    A framework that was given an explicitly padded input reports positions in
+    that larger plane. Positions inside it move back by ``before`` per dim; one
+    in the explicit padding becomes -1 (the framework picked a padding element:
+    a window without a real element); an index outside the padded plane is the
+    framework's own and is returned unchanged.
+
+    >>> unpadded_plane_indices(np.array([0, 5, 7, 99]), (2, 4), (0, 1), (2, 3))   # (1, 1) -> (1, 0)
+    array([-1,  3,  5, 99])
+    """
+    if not any(before) and tuple(padded) == tuple(spatial):
+        return indices
+    size = int(np.prod(padded, dtype=np.int64))
+    inside = (indices >= 0) & (indices < size)
+    coords = np.unravel_index(np.where(inside, indices, 0), tuple(padded))
+    shifted = [c - b for c, b in zip(coords, before)]
+    in_plane = np.all([(c >= 0) & (c < n) for c, n in zip(shifted, spatial)], axis=0)
+    flat = np.ravel_multi_index([np.clip(c, 0, n - 1) for c, n in zip(shifted, spatial)], tuple(spatial))
+    converted: NDArray[np.int64] = np.where(inside, np.where(in_plane, flat, -1), indices).astype(np.int64)
+    return converted
+
+
+def has_empty_window(
+    spatial: Sequence[int], kernel_size: Sequence[int], stride: Sequence[int], padding: Padding,
+    dilation: Sequence[int], ceil_mode: bool,
+) -> bool:
+    """Whether some pooling window reads only padding (or the ceil-mode overhang): no real element.
+
+    >>> has_empty_window((1,), (2,), (1,), ((1, 1),), (2,), False)   # reads positions -1 and 1 of a 1-element input
+    True
+    >>> has_empty_window((5,), (2,), (2,), ((1, 1),), (1,), True)
+    False
+    """
+    for n, k, s, (lo, hi), d in zip(spatial, kernel_size, stride, padding, dilation):
+        if min(n, k, s, d) < 1 or min(lo, hi) < 0:
+            continue
+        size = spec.output_size(n, k, stride=s, padding=(lo, hi), dilation=d, ceil_mode=ceil_mode)
+        for i in range(max(size, 0)):
+            if all(not 0 <= i * s + j * d - lo < n for j in range(k)):
+                return True
+    return False
+
+
 def is_symmetric(padding: Padding) -> bool:
     """True when every dim pads the same amount before and after."""
     return all(lo == hi for lo, hi in padding)

@@ -19,6 +19,21 @@ operation, and everything else PyTorch decides is passed through):
   uneven padding (pre-padded zeros would be counted) and average pooling with
   dilation raise :class:`spec.UnsupportedError`; so does any case for which
   PyTorch itself raises ``NotImplementedError`` (float16 ``avg_pool3d``).
+* **Transposed convolution** is ``F.conv_transpose{1,2,3}d`` with
+  ``output_padding``, ``groups`` and ``dilation`` as the protocol's. Its
+  padding removes output positions; PyTorch's is symmetric, so
+  ``min(before, after)`` is handed to PyTorch and the remainder is cropped
+  from the output (exactly the positions the protocol's padding removes).
+* **Max-pool indices** are ``return_indices=True``, already flat per
+  ``(N, C)`` plane as the protocol counts them. Where the adapter pads
+  explicitly, PyTorch counts in the padded plane; the indices are re-counted
+  in the input's plane. Two cases are declined: a window entirely in padding
+  while part of the padding is explicit (PyTorch would select an explicit -inf
+  it takes for input; its own answer for such windows is finding T1), and,
+  per call, a real -inf in ``x`` with explicit before-padding (a tie with an
+  explicit -inf, as for the backward).
+* **Adaptive pooling** is ``F.adaptive_{avg,max}_pool{1,2,3}d`` unchanged
+  (PyTorch's window rule is the protocol's).
 """
 
 from __future__ import annotations
@@ -31,16 +46,20 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numpy.typing import NDArray
 
 import spec
 from conformance.backends._translate import (
     as_padding,
+    crop_slices,
     framework_limits,
     fresh,
+    has_empty_window,
     is_symmetric,
     matches_same,
     spec_pool_slices,
     split_padding,
+    unpadded_plane_indices,
 )
 from spec import Array, Padding
 
@@ -57,12 +76,24 @@ CAPABILITIES = spec.Capabilities(
         "float16 avg_pool3d has no CPU kernel",
         "bfloat16 tensors are built from and read back through float32 (exact)",
         "limits per case are declared by supports(op, problem), each counted as declined in the reports",
+        "conv_transpose: asymmetric padding is PyTorch's symmetric min(before, after) plus a crop of the output",
+        "max_pool_indices: re-counted in the input's plane where padding is explicit; a window entirely in "
+        "padding is declined when part of the padding is explicit",
     ),
 )
 
 _CONV: dict[int, Callable[..., torch.Tensor]] = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _MAX_POOL: dict[int, Callable[..., torch.Tensor]] = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 _AVG_POOL: dict[int, Callable[..., torch.Tensor]] = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+_CONV_TRANSPOSE: dict[int, Callable[..., torch.Tensor]] = {
+    1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d,
+}
+_ADAPTIVE_AVG: dict[int, Callable[..., torch.Tensor]] = {
+    1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d,
+}
+_ADAPTIVE_MAX: dict[int, Callable[..., torch.Tensor]] = {
+    1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d,
+}
 
 
 def _framework_limits() -> AbstractContextManager[None]:
@@ -157,26 +188,46 @@ def supports(op: str, problem: dict[str, Any]) -> str | None:
     p = problem["params"]
     if op == "max_pool":
         return _max_pool_limit(as_padding(p["padding"]), tuple(p["kernel_size"]), tuple(p["dilation"]))
+    if op == "max_pool_indices":
+        padding, kernel_size, dilation = as_padding(p["padding"]), tuple(p["kernel_size"]), tuple(p["dilation"])
+        return _max_pool_limit(padding, kernel_size, dilation) or _emulated_empty_window(
+            tuple(problem["x_shape"][2:]), kernel_size, tuple(p["stride"]), padding, dilation, bool(p["ceil_mode"]))
     if op == "avg_pool":
         return _avg_pool_limit(as_padding(p["padding"]), tuple(p["dilation"]), bool(p["count_include_pad"]),
                                len(problem["x_shape"]) - 2, str(problem["dtype"]))
     return None
 
 
+def _emulated_empty_window(
+    spatial: tuple[int, ...], kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool,
+) -> str | None:
+    if is_symmetric(padding) or not has_empty_window(spatial, kernel_size, stride, padding, dilation, ceil_mode):
+        return None
+    return ("a window entirely in padding, with part of the padding explicit -inf elements PyTorch takes for input "
+            f"(its own indices for such windows are finding T1; padding={padding})")
+
+
 def _max_pool(
     x: torch.Tensor, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
-    dilation: tuple[int, ...], ceil_mode: bool,
-) -> torch.Tensor:
+    dilation: tuple[int, ...], ceil_mode: bool, *, indices: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(y, PyTorch's indices counted in the plane it was given, or None)."""
     pool = _spatial_op(_MAX_POOL, x)
     native, extra = split_padding(padding)
     limit = _max_pool_limit(padding, kernel_size, dilation)
     if limit is not None:
         raise spec.UnsupportedError(limit)
-    y = pool(
+    out = pool(
         _pad(x, extra, -np.inf), kernel_size=kernel_size, stride=stride, padding=native, dilation=dilation,
-        ceil_mode=ceil_mode,
+        ceil_mode=ceil_mode, return_indices=indices,
     )
-    return _drop_extra_ceil_windows(y, tuple(x.shape[2:]), kernel_size, stride, padding, dilation, ceil_mode)
+    y, index = out if indices else (out, None)
+    spatial = tuple(x.shape[2:])
+    y = _drop_extra_ceil_windows(y, spatial, kernel_size, stride, padding, dilation, ceil_mode)
+    if index is not None:
+        index = _drop_extra_ceil_windows(index, spatial, kernel_size, stride, padding, dilation, ceil_mode)
+    return y, index
 
 
 def _avg_pool(
@@ -230,7 +281,7 @@ def max_pool_forward(
 ) -> Array:
     """``F.max_pool{1,2,3}d``."""
     with _framework_limits():
-        y = _max_pool(_tensor(x), tuple(kernel_size), tuple(stride), as_padding(padding), tuple(dilation), ceil_mode)
+        y, _ = _max_pool(_tensor(x), tuple(kernel_size), tuple(stride), as_padding(padding), tuple(dilation), ceil_mode)
         return _numpy(y)
 
 
@@ -246,7 +297,7 @@ def max_pool_backward(
                                     "a real -inf in x")
     with _framework_limits():
         xt = _tensor(x, grad=True)
-        y = _max_pool(xt, tuple(kernel_size), tuple(stride), as_padding(padding), tuple(dilation), ceil_mode)
+        y, _ = _max_pool(xt, tuple(kernel_size), tuple(stride), as_padding(padding), tuple(dilation), ceil_mode)
         (dx,) = _gradients(y, (xt,), dy)
         return dx
 
@@ -278,6 +329,99 @@ def avg_pool_backward(
         return dx
 
 
+def _conv_transpose(
+    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, stride: tuple[int, ...], padding: Padding,
+    output_padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
+) -> torch.Tensor:
+    conv_transpose = _spatial_op(_CONV_TRANSPOSE, x)
+    native, extra = split_padding(padding)
+    y = conv_transpose(
+        x, w, b, stride=stride, padding=native, output_padding=output_padding, groups=groups, dilation=dilation,
+    )
+    if not any(lo or hi for lo, hi in extra):
+        return y
+    for i, ((lo, hi), size) in enumerate(zip(extra, y.shape[2:])):
+        if size - lo - hi < 1:  # PyTorch rejects a non-positive output size; it cannot see the cropped part
+            raise spec.SpecError(f"output size of spatial dim {i}", size - lo - hi, f"must be >= 1 (padding={padding})")
+    return y[crop_slices(extra)]
+
+
+def conv_transpose_forward(
+    x: Array, w: Array, b: Array | None, *,
+    stride: tuple[int, ...], padding: Padding, output_padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
+) -> Array:
+    """``F.conv_transpose{1,2,3}d``, its output cropped where the padding is asymmetric."""
+    with _framework_limits():
+        bias = None if b is None else _tensor(b)
+        y = _conv_transpose(_tensor(x), _tensor(w), bias, tuple(stride), as_padding(padding), tuple(output_padding),
+                            tuple(dilation), groups)
+        return _numpy(y)
+
+
+def conv_transpose_backward(
+    x: Array, w: Array, dy: Array, *,
+    stride: tuple[int, ...], padding: Padding, output_padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
+) -> tuple[Array, Array, Array]:
+    """Autograd through ``F.conv_transpose{1,2,3}d`` with a zero bias, so PyTorch computes db too."""
+    with _framework_limits():
+        xt, wt = _tensor(x, grad=True), _tensor(w, grad=True)
+        bt = torch.zeros(wt.shape[1] * groups, dtype=wt.dtype, requires_grad=True)
+        y = _conv_transpose(xt, wt, bt, tuple(stride), as_padding(padding), tuple(output_padding), tuple(dilation),
+                            groups)
+        dx, dw, db = _gradients(y, (xt, wt, bt), dy)
+        return dx, dw, db
+
+
+def max_pool_indices(
+    x: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool,
+) -> NDArray[np.int64]:
+    """``F.max_pool{1,2,3}d(..., return_indices=True)``: flat per plane, re-counted where padding is explicit."""
+    pads = as_padding(padding)
+    extra = split_padding(pads).extra
+    if np.isneginf(x).any() and any(lo > 0 for lo, _ in extra):
+        raise spec.UnsupportedError("asymmetric before-padding is emulated with explicit -inf, which ties with "
+                                    "a real -inf in x")
+    with _framework_limits():
+        _, index = _max_pool(_tensor(x), tuple(kernel_size), tuple(stride), pads, tuple(dilation), ceil_mode,
+                             indices=True)
+        assert index is not None
+        found: NDArray[np.int64] = fresh(index.numpy())
+        spatial = tuple(x.shape[2:])
+        padded = tuple(n + lo + hi for n, (lo, hi) in zip(spatial, extra))
+        return unpadded_plane_indices(found, padded, tuple(lo for lo, _ in extra), spatial)
+
+
+def adaptive_avg_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
+    """``F.adaptive_avg_pool{1,2,3}d``."""
+    with _framework_limits():
+        xt = _tensor(x)
+        return _numpy(_spatial_op(_ADAPTIVE_AVG, xt)(xt, tuple(output_size)))
+
+
+def adaptive_avg_pool_backward(x: Array, dy: Array, *, output_size: tuple[int, ...]) -> Array:
+    """Autograd through ``F.adaptive_avg_pool{1,2,3}d``."""
+    with _framework_limits():
+        xt = _tensor(x, grad=True)
+        (dx,) = _gradients(_spatial_op(_ADAPTIVE_AVG, xt)(xt, tuple(output_size)), (xt,), dy)
+        return dx
+
+
+def adaptive_max_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
+    """``F.adaptive_max_pool{1,2,3}d``."""
+    with _framework_limits():
+        xt = _tensor(x)
+        return _numpy(_spatial_op(_ADAPTIVE_MAX, xt)(xt, tuple(output_size)))
+
+
+def adaptive_max_pool_backward(x: Array, dy: Array, *, output_size: tuple[int, ...]) -> Array:
+    """Autograd through ``F.adaptive_max_pool{1,2,3}d``."""
+    with _framework_limits():
+        xt = _tensor(x, grad=True)
+        (dx,) = _gradients(_spatial_op(_ADAPTIVE_MAX, xt)(xt, tuple(output_size)), (xt,), dy)
+        return dx
+
+
 def linear_forward(x: Array, w: Array, b: Array | None) -> Array:
     """``F.linear`` (x · Wᵀ + b)."""
     with _framework_limits():
@@ -295,6 +439,8 @@ def linear_backward(x: Array, w: Array, dy: Array) -> tuple[Array, Array, Array]
 
 __all__ = [
     "CAPABILITIES",
-    "avg_pool_backward", "avg_pool_forward", "conv_backward", "conv_forward",
-    "linear_backward", "linear_forward", "max_pool_backward", "max_pool_forward", "supports",
+    "adaptive_avg_pool_backward", "adaptive_avg_pool_forward", "adaptive_max_pool_backward",
+    "adaptive_max_pool_forward", "avg_pool_backward", "avg_pool_forward", "conv_backward", "conv_forward",
+    "conv_transpose_backward", "conv_transpose_forward", "linear_backward", "linear_forward",
+    "max_pool_backward", "max_pool_forward", "max_pool_indices", "supports",
 ]
