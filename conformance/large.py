@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+import spec
 from conformance.compare import Violation, backward_bounds, compare, expected_backward, expected_forward, forward_bound
 from conformance.context import Context
 from conformance.snippets import call_source
@@ -62,7 +63,8 @@ def large_problems(op: OpName, caps: Capabilities, dtype: str) -> list[Problem]:
         for n, c, side, k, s, p in _POOL_2D:
             plane = _plane(side, rank)
             kernel = tuple(min(k, size) for size in plane)
-            pad = tuple((min(p, kk // 2),) * 2 for kk in kernel)
+            limits = [spec.pool_padding_limit(caps.pool_padding, kk, 1) for kk in kernel]
+            pad = tuple((p if limit is None else min(p, limit),) * 2 for limit in limits)
             params = {"kernel_size": kernel, "stride": (s,) * rank, "padding": pad, "dilation": (1,) * rank,
                       "ceil_mode": False}
             if op == "avg_pool":

@@ -1,7 +1,9 @@
 """convspec's specification: what convolution, pooling and linear layers mean.
 
 The spec is typed Python (this package) plus one document per operation in
-``spec/docs/``. It never imports the reference implementation.
+``spec/docs/``. Its code never imports the reference implementation (``import spec`` loads no
+``reference`` module); some of its examples do, to show a call on a real computation: the documents'
+and a few docstrings' doctests need ``reference`` to run.
 """
 
 from spec.accuracy import AccuracyClass, elementwise_bound, gamma, normwise_bound, unit_roundoff
@@ -32,7 +34,17 @@ from spec.protocol import (
     capabilities_of,
     supported_functions,
 )
-from spec.shapes import Padding, PaddingLike, normalize_tuple, output_size, resolve_padding, same_padding
+from spec.shapes import (
+    Padding,
+    PaddingLike,
+    PoolPaddingKind,
+    normalize_tuple,
+    output_size,
+    pool_padding_allowed,
+    pool_padding_limit,
+    resolve_padding,
+    same_padding,
+)
 from spec.transposed import (
     ConvTransposeParams,
     conv_transpose_output_padding,
@@ -55,3 +67,4 @@ __all__ += [
     "conv_transpose_output_shape", "conv_transpose_output_size", "conv_transpose_params", "onnx_conv_transpose_padding",
     "onnx_max_pool_indices",
 ]
+__all__ += ["PoolPaddingKind", "pool_padding_allowed", "pool_padding_limit"]

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from spec.accuracy import ACCUMULATIONS, SIGNIFICANT_BITS, AccuracyClass, accumulation_of, checkable_terms
 from spec.errors import SpecError
 from spec.params import DTYPES, SPATIAL_RANKS
-from spec.shapes import Padding
+from spec.shapes import POOL_PADDING_KINDS, Padding, PoolPaddingKind
 
 Array: TypeAlias = NDArray[np.floating[Any]]
 OpName: TypeAlias = Literal["conv", "max_pool", "avg_pool", "linear"]
@@ -143,11 +143,9 @@ class Capabilities:
     ceil_mode: bool = True
     #: The values of ``count_include_pad`` the backend accepts.
     count_include_pad: frozenset[bool] = frozenset({True, False})
-    #: ``"half_kernel"``: pooling padding at most ``k // 2`` (``before, after <= k // 2``, dilation not
-    #: counted): PyTorch 2.13's binding limit (it first checks half the *effective* kernel,
-    #: ``(d * (k - 1) + 1) // 2``, then its pooling kernels half the kernel itself), and within
-    #: ONNX Runtime's (every pad smaller than the kernel).
-    pool_padding: Literal["any", "half_kernel"] = "any"
+    #: ``"half_kernel"``: pooling padding at most ``k // 2``, dilation not counted; defined once by
+    #: :func:`spec.pool_padding_allowed` (PyTorch 2.13's real limit, within ONNX Runtime's).
+    pool_padding: PoolPaddingKind = "any"
     #: Batch size N = 0.
     empty_batch: bool = True
     #: NaN and infinite input values (forward only; the spec leaves
@@ -197,7 +195,7 @@ class Capabilities:
         if not set(self.spatial_ranks) <= set(SPATIAL_RANKS):
             ranks = sorted(self.spatial_ranks)
             raise SpecError("Capabilities.spatial_ranks", ranks, f"must be a subset of {SPATIAL_RANKS}")
-        if self.pool_padding not in ("any", "half_kernel"):
+        if self.pool_padding not in POOL_PADDING_KINDS:
             raise SpecError("Capabilities.pool_padding", self.pool_padding, "must be 'any' or 'half_kernel'")
         if self.accuracy not in ("direct", "fast"):
             raise SpecError("Capabilities.accuracy", self.accuracy, "must be 'direct' or 'fast'")

@@ -187,3 +187,43 @@ def output_size(
     if out > floor_out and (out - 1) * stride >= n + padding[0]:
         out -= 1
     return max(out, 0)
+
+
+#: What a backend's ``Capabilities.pool_padding`` promises about pooling padding (see :func:`pool_padding_limit`).
+PoolPaddingKind: TypeAlias = Literal["any", "half_kernel"]
+POOL_PADDING_KINDS: tuple[PoolPaddingKind, ...] = ("any", "half_kernel")
+
+
+def pool_padding_limit(kind: PoolPaddingKind, kernel: int, dilation: int) -> int | None:
+    """The largest pooling padding (``before`` or ``after``) along one dimension a backend of this kind is given.
+
+    ``"any"``: no limit (None). ``"half_kernel"``: ``kernel // 2``, the dilation **not** counted. That is the
+    limit PyTorch 2.13 really enforces: its binding first checks half the *effective* kernel,
+    ``(dilation * (kernel - 1) + 1) // 2``, then its pooling kernels check half the kernel itself, which is
+    never more (``dilation * (kernel - 1) + 1 >= kernel``). It lies within ONNX Runtime's limit too (every pad
+    smaller than the undilated kernel). ``dilation`` is taken so that no caller has to decide whether it counts.
+
+    >>> pool_padding_limit("half_kernel", 3, 2)  # the dilated kernel spans 5; PyTorch still rejects padding 2
+    1
+    >>> pool_padding_limit("any", 3, 2) is None
+    True
+    """
+    if kind == "any":
+        return None
+    if kind == "half_kernel":
+        return kernel // 2
+    raise SpecError("pool_padding", kind, f"must be one of {', '.join(map(repr, POOL_PADDING_KINDS))}")
+
+
+def pool_padding_allowed(kind: PoolPaddingKind, kernel: int, dilation: int, before: int, after: int) -> bool:
+    """Whether a backend declaring ``Capabilities(pool_padding=kind)`` accepts this padding along one dimension.
+
+    The one definition every capability filter uses (generation, rules, adapters' ``supports``, bench):
+
+    >>> pool_padding_allowed("half_kernel", 3, 2, 1, 1), pool_padding_allowed("half_kernel", 3, 2, 2, 0)
+    (True, False)
+    >>> pool_padding_allowed("any", 3, 2, 2, 0)
+    True
+    """
+    limit = pool_padding_limit(kind, kernel, dilation)
+    return limit is None or max(before, after) <= limit

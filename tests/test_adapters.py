@@ -217,10 +217,12 @@ def test_hand_checked(adapter: tuple[str, ModuleType], case: HandCase) -> None:
 
 def _random_pool_padding(rng: np.random.Generator, kernel: tuple[int, ...], dilation: tuple[int, ...],
                          caps: spec.Capabilities) -> spec.Padding:
-    """At most half the dilated kernel per side, so that every window holds a real element."""
+    """At most half the dilated kernel per side, so that every window holds a real element, and within the
+    backend's ``pool_padding``."""
     pads = []
     for k, d in zip(kernel, dilation):
-        half = (d * (k - 1) + 1) // 2
+        limit = spec.pool_padding_limit(caps.pool_padding, k, d)
+        half = (d * (k - 1) + 1) // 2 if limit is None else min(limit, (d * (k - 1) + 1) // 2)
         lo, hi = (int(v) for v in rng.integers(0, half + 1, 2))
         pads.append((lo, lo) if not caps.asymmetric_pool_padding else (lo, hi))
     return tuple(pads)

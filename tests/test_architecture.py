@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -42,3 +43,17 @@ def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path: Pa
         pass
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_the_spec_never_imports_the_reference_or_the_suite() -> None:
+    """spec/docs/README.md's claim: ``import spec`` loads neither, and no spec module imports them, even lazily.
+    (The spec's doctests do import ``reference``, as a user would, to show a call: those are examples, not code.)"""
+    loaded = _modules_loaded_by("spec")
+    assert not {m for m in loaded if m.split(".")[0] in ("reference", "conformance")}
+    importing = []
+    for path in sorted((ROOT / "spec").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            importing += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("reference", "conformance")]
+    assert not importing

@@ -201,6 +201,10 @@ def test_unsupported_reason_follows_capabilities() -> None:
         "pool padding beyond half the kernel"
     )
     assert bench.unsupported_reason(narrow, parse_problem("mp2d n1 c1 h8 w8 k3 p1"), "float64") is None
+    # Dilation does not count (spec.pool_padding_allowed): PyTorch rejects padding 2 for k=3 however dilated.
+    assert bench.unsupported_reason(narrow, parse_problem("mp2d n1 c1 h9 w9 k3 p2 d2"), "float64") == (
+        "pool padding beyond half the kernel"
+    )
 
 
 # ---- the command -------------------------------------------------------------------------------------------

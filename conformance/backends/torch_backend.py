@@ -13,9 +13,9 @@ operation, and everything else PyTorch decides is passed through):
   window that starts in its own padding, but cannot know that the explicit
   remainder is padding too, so it may keep one window the protocol drops; the
   adapter removes exactly that trailing window (its gradient is zero).
-* **Not expressible:** symmetric max-pool padding above half the undilated
-  kernel (PyTorch's limit is stricter than the dilated half declared by
-  ``pool_padding="half_kernel"``), average pooling with ``count_include_pad=False`` and
+* **Not expressible:** symmetric pooling padding above half the undilated
+  kernel (PyTorch's real limit, declared as ``pool_padding="half_kernel"``:
+  ``spec.pool_padding_allowed``), average pooling with ``count_include_pad=False`` and
   uneven padding (pre-padded zeros would be counted) and average pooling with
   dilation raise :class:`spec.UnsupportedError`; so does any case for which
   PyTorch itself raises ``NotImplementedError`` (float16 ``avg_pool3d``).
@@ -71,7 +71,7 @@ CAPABILITIES = spec.Capabilities(
     pool_padding="half_kernel",
     notes=(
         f"torch {torch.__version__}, CPU; backward by autograd",
-        "pooling padding must be at most half the kernel; for dilated max pooling half the *undilated* kernel",
+        "pooling padding must be at most half the *undilated* kernel, also when dilated",
         "avg_pool: no dilation; count_include_pad=False only with before == after padding",
         "float16 avg_pool3d has no CPU kernel",
         "bfloat16 tensors are built from and read back through float32 (exact)",
@@ -159,18 +159,23 @@ def _conv(
     return conv(_pad(x, extra, 0.0), w, b, stride=stride, padding=native, dilation=dilation, groups=groups)
 
 
-def _max_pool_limit(padding: Padding, kernel_size: tuple[int, ...], dilation: tuple[int, ...]) -> str | None:
+def _pool_padding_limit(padding: Padding, kernel_size: tuple[int, ...], dilation: tuple[int, ...]) -> str | None:
+    """PyTorch's own limit on the symmetric padding handed to it (the rest is padded explicitly)."""
     native, _ = split_padding(padding)
-    if any(0 <= k // 2 < p for p, k in zip(native, kernel_size)):
-        return (f"PyTorch's max_pool limits padding to half the undilated kernel, not the dilated one "
+    if not all(spec.pool_padding_allowed(CAPABILITIES.pool_padding, k, d, p, p)
+               for p, k, d in zip(native, kernel_size, dilation)):
+        return (f"PyTorch's pooling limits padding to half the undilated kernel, not the dilated one "
                 f"(padding={padding}, kernel_size={kernel_size}, dilation={dilation})")
     return None
 
 
-def _avg_pool_limit(padding: Padding, dilation: tuple[int, ...], count_include_pad: bool, ndim: int,
-                    dtype: str) -> str | None:
+def _avg_pool_limit(padding: Padding, kernel_size: tuple[int, ...], dilation: tuple[int, ...],
+                    count_include_pad: bool, ndim: int, dtype: str) -> str | None:
     if any(d != 1 for d in dilation):
         return f"PyTorch's avg_pool has no dilation parameter (dilation={dilation})"
+    limit = _pool_padding_limit(padding, kernel_size, dilation)
+    if limit is not None:
+        return limit
     if not count_include_pad and not is_symmetric(padding):
         return (f"PyTorch's avg_pool pads symmetrically, and with count_include_pad=False explicit zeros "
                 f"would be counted in the divisor (padding={padding})")
@@ -182,19 +187,19 @@ def _avg_pool_limit(padding: Padding, dilation: tuple[int, ...], count_include_p
 def supports(op: str, problem: dict[str, Any]) -> str | None:
     """What PyTorch lacks for this case, or None (the suite asks before it generates a case).
 
-    Max pooling pads at most half the *undilated* kernel; average pooling has no dilation, pads
-    symmetrically when padding is left out of the divisor, and has no float16 3-D kernel.
+    Pooling pads at most half the *undilated* kernel (``spec.pool_padding_allowed``); average pooling has
+    no dilation, pads symmetrically when padding is left out of the divisor, and has no float16 3-D kernel.
     """
     p = problem["params"]
     if op == "max_pool":
-        return _max_pool_limit(as_padding(p["padding"]), tuple(p["kernel_size"]), tuple(p["dilation"]))
+        return _pool_padding_limit(as_padding(p["padding"]), tuple(p["kernel_size"]), tuple(p["dilation"]))
     if op == "max_pool_indices":
         padding, kernel_size, dilation = as_padding(p["padding"]), tuple(p["kernel_size"]), tuple(p["dilation"])
-        return _max_pool_limit(padding, kernel_size, dilation) or _emulated_empty_window(
+        return _pool_padding_limit(padding, kernel_size, dilation) or _emulated_empty_window(
             tuple(problem["x_shape"][2:]), kernel_size, tuple(p["stride"]), padding, dilation, bool(p["ceil_mode"]))
     if op == "avg_pool":
-        return _avg_pool_limit(as_padding(p["padding"]), tuple(p["dilation"]), bool(p["count_include_pad"]),
-                               len(problem["x_shape"]) - 2, str(problem["dtype"]))
+        return _avg_pool_limit(as_padding(p["padding"]), tuple(p["kernel_size"]), tuple(p["dilation"]),
+                               bool(p["count_include_pad"]), len(problem["x_shape"]) - 2, str(problem["dtype"]))
     return None
 
 
@@ -215,7 +220,7 @@ def _max_pool(
     """(y, PyTorch's indices counted in the plane it was given, or None)."""
     pool = _spatial_op(_MAX_POOL, x)
     native, extra = split_padding(padding)
-    limit = _max_pool_limit(padding, kernel_size, dilation)
+    limit = _pool_padding_limit(padding, kernel_size, dilation)
     if limit is not None:
         raise spec.UnsupportedError(limit)
     out = pool(
@@ -235,7 +240,8 @@ def _avg_pool(
     dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
 ) -> torch.Tensor:
     pool = _spatial_op(_AVG_POOL, x)
-    limit = _avg_pool_limit(padding, dilation, count_include_pad, len(x.shape) - 2, str(x.dtype).replace("torch.", ""))
+    limit = _avg_pool_limit(padding, kernel_size, dilation, count_include_pad, len(x.shape) - 2,
+                            str(x.dtype).replace("torch.", ""))
     if limit is not None:
         raise spec.UnsupportedError(limit)
     native, extra = split_padding(padding)  # extra is all zero when count_include_pad=False

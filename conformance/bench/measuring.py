@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+import spec
 from conformance.bench.environment import user_cache_dir
 from conformance.bench.options import BenchOptions
 from conformance.bench_shapes import MODES, Mode, NamedProblem, Problem
@@ -249,10 +250,9 @@ def unsupported_reason(backend: LoadedBackend, problem: Problem, dtype: str) -> 
         return "ceil_mode"
     if problem.op == "avg_pool" and problem.count_include_pad not in caps.count_include_pad:
         return f"count_include_pad={problem.count_include_pad}"
-    if caps.pool_padding == "half_kernel":
-        for (lo, hi), k, d in zip(problem.padding, problem.kernel, problem.dilation):
-            if max(lo, hi) > (d * (k - 1) + 1) // 2:
-                return "pool padding beyond half the kernel"
+    if not all(spec.pool_padding_allowed(caps.pool_padding, k, d, lo, hi)
+               for (lo, hi), k, d in zip(problem.padding, problem.kernel, problem.dilation)):
+        return "pool padding beyond half the kernel"
     return None
 
 
