@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import spec
 from conformance.compare import Violation, backward_bounds, compare, expected_backward, expected_forward, forward_bound
 from conformance.context import Context
+from conformance.rules.base import ALL_OPS, rule
 from conformance.snippets import call_source
 from conformance.strategies import ORDINARY_KINDS, Case, Problem, ValueKind, make_inputs
 from spec import Capabilities, OpName
@@ -106,3 +107,8 @@ def check_large(ctx: Context, case: Case) -> None:
             violation.snippet = ctx.snippet(case, [f"print({call_source(fn + '_forward', case)})",
                                                    f"print({call_source(fn + '_forward', case, backend='reference')})"])
         raise
+
+
+LARGE_SHAPES = rule("large-shapes", "channels and planes one past block sizes (33, 65, 129 channels; 17 to 65 pixels) "
+                    "match the reference forward and backward", ALL_OPS, ("forward",), large_cases, check_large,
+                    weight=0.1)

@@ -18,6 +18,7 @@ import reference
 from conformance.compare import Bound, Violation, backward_bounds, compare, expected_backward, expected_forward, forward_bound
 from conformance.context import Context, derive
 from conformance.diagnose import missing_nan_summary
+from conformance.rules.base import ALL_OPS, rule
 from conformance.snippets import call_source
 from conformance.strategies import Case, cases, make_values
 from spec import Capabilities, OpName
@@ -170,3 +171,13 @@ def check_overflow(ctx: Context, case: Case) -> None:
                             f"be {want[where]!r}", case, [f"{int(lost.sum())} of {y.size} outputs affected"], snippet)
         return
     compare("overflow", "y", y, want, forward_bound(case, _direct(ctx)), case, snippet)
+
+
+NAN_PROPAGATION = rule("nan-propagation", "NaN and infinities propagate to every output whose window holds them",
+                       ALL_OPS, ("forward",), nonfinite_cases, check_nonfinite, weight=0.5, applies=nonfinite_applies)
+NONFINITE_BACKWARD = rule("nonfinite-backward",
+                          "backward at NaN/inf inputs returns arrays of the right shape and does not raise",
+                          ALL_OPS, ("backward",), nonfinite_cases, check_nonfinite_backward, weight=0.25,
+                          applies=nonfinite_applies)
+OVERFLOW = rule("overflow", "a result beyond the dtype's range is +-inf with the exact result's sign", ("conv", "linear"),
+                ("forward",), overflow_cases, check_overflow, weight=0.2)
