@@ -406,7 +406,11 @@ NEW_FUNCTIONS: dict[str, frozenset[str]] = {
         "adaptive_avg_pool_forward", "adaptive_avg_pool_backward", "adaptive_max_pool_forward",
         "adaptive_max_pool_backward",
     }),
-    "jax": frozenset(),
+    "jax": frozenset({
+        "conv_transpose_forward", "conv_transpose_backward",
+        "adaptive_avg_pool_forward", "adaptive_avg_pool_backward", "adaptive_max_pool_forward",
+        "adaptive_max_pool_backward",
+    }),
     "tensorflow": frozenset(),
     "onnxruntime": frozenset(),
 }
@@ -441,6 +445,9 @@ def _transpose(s: tuple[int, ...], p: tuple[tuple[int, int], ...], e: tuple[int,
     return {"stride": s, "padding": p, "output_padding": e, "dilation": d, "groups": g}
 
 
+#: Frameworks whose only adaptive pooling is global pooling (output size 1).
+GLOBAL_ONLY = {"jax": "only global pooling", "tensorflow": "only global pooling", "onnxruntime": "only global pooling"}
+
 NEW_CASES = [
     # [1, 2, 3] scattered with [1, 10] at stride 2: [1, 10, 2, 20, 3, 30]; padding (1, 0) removes the first.
     NewCase("conv_transpose stride 2, before-padding", "conv_transpose", (1, 1, 3),
@@ -473,12 +480,16 @@ NEW_CASES = [
     NewCase("max_pool_indices empty window, asymmetric padding", "max_pool_indices", (1, 1, 1),
             {"kernel_size": (2,), "stride": (1,), "padding": ((1, 2),), "dilation": (2,), "ceil_mode": False},
             declined={"torch": "entirely in padding"}),
-    NewCase("adaptive_avg_pool 1-D", "adaptive_avg_pool", (2, 3, 5), {"output_size": (3,)}),
-    NewCase("adaptive_avg_pool 2-D, larger output", "adaptive_avg_pool", (1, 2, 5, 3), {"output_size": (3, 4)}),
+    NewCase("adaptive_avg_pool 1-D", "adaptive_avg_pool", (2, 3, 5), {"output_size": (3,)},
+            declined=GLOBAL_ONLY),
+    NewCase("adaptive_avg_pool 2-D, larger output", "adaptive_avg_pool", (1, 2, 5, 3), {"output_size": (3, 4)},
+            declined=GLOBAL_ONLY),
     NewCase("adaptive_avg_pool 3-D global", "adaptive_avg_pool", (2, 2, 3, 4, 2), {"output_size": (1, 1, 1)}),
-    NewCase("adaptive_max_pool 1-D, ties", "adaptive_max_pool", (2, 3, 7), {"output_size": (3,)}, ties=True),
+    NewCase("adaptive_max_pool 1-D, ties", "adaptive_max_pool", (2, 3, 7), {"output_size": (3,)}, ties=True,
+            declined=GLOBAL_ONLY),
     NewCase("adaptive_max_pool 2-D global", "adaptive_max_pool", (1, 3, 4, 5), {"output_size": (1, 1)}),
-    NewCase("adaptive_max_pool 3-D, larger output", "adaptive_max_pool", (1, 2, 2, 3, 4), {"output_size": (3, 2, 5)}),
+    NewCase("adaptive_max_pool 3-D, larger output", "adaptive_max_pool", (1, 2, 2, 3, 4), {"output_size": (3, 2, 5)},
+            declined=GLOBAL_ONLY),
 ]
 
 

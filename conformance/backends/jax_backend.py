@@ -22,6 +22,17 @@ Translation rules:
   spec's ceil rule).
 * JAX's own ``NotImplementedError`` (no VJP for a dilated max pool) is
   reported as :class:`spec.UnsupportedError`.
+* **Transposed convolution** is ``lax.conv_general_dilated`` with
+  ``lhs_dilation`` = stride (the input spread out by the stride), the kernel
+  flipped and its in/out channels swapped per group, and padding
+  ``d·(k − 1) − before`` / ``d·(k − 1) − after + output_padding`` (negative
+  values crop, as XLA does): the formulation of ``lax.conv_transpose``, with
+  groups (``feature_group_count``), which ``lax.conv_transpose`` lacks.
+* **Adaptive pooling**: JAX has none. Global pooling (output size 1) is
+  ``jnp.mean`` / ``jnp.max`` over the spatial axes, as JAX models write it;
+  any other output size is declined by ``supports``.
+* **Max-pool indices**: JAX has no argmax pooling; the adapter has no
+  ``max_pool_indices``.
 
 Every operation is ``jax.jit``-compiled once per configuration (parameters
 static, shapes and dtypes as JAX specialises them); the adapter declares
@@ -79,6 +90,10 @@ CAPABILITIES = spec.Capabilities(
         "float16 and bfloat16: each op rounds to the dtype (bias added after the rounded conv or matmul)",
         "average pooling is reduce_window(add) / window count; ceil mode is extra after-padding",
         "max pooling backward with dilation > 1: JAX has no VJP (declared by supports(op, problem))",
+        "conv_transpose: conv_general_dilated with lhs_dilation and the flipped kernel (lax.conv_transpose's "
+        "formulation, with groups)",
+        "adaptive pooling: global only (jnp.mean / jnp.max); other output sizes declined",
+        "no max_pool_indices: JAX has no argmax pooling",
     ),
 )
 
@@ -153,6 +168,37 @@ def _avg_pool(
     return (window_sum / count)[spec_pool_slices(x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)]
 
 
+def _transposed_kernel(w: jax.Array, groups: int) -> jax.Array:
+    """(C_in, C_out/g, *K) -> (C_out, C_in/g, *K), flipped: the kernel of the equivalent forward convolution."""
+    c_in, og = w.shape[:2]
+    kernel = w.shape[2:]
+    wg = w.reshape(groups, c_in // groups, og, *kernel)
+    wg = jnp.swapaxes(wg, 1, 2).reshape(groups * og, c_in // groups, *kernel)
+    return jnp.flip(wg, axis=tuple(range(2, w.ndim)))
+
+
+def _conv_transpose(
+    x: jax.Array, w: jax.Array, b: jax.Array | None, stride: tuple[int, ...], padding: Padding,
+    output_padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
+) -> jax.Array:
+    kernel = w.shape[2:]
+    pads = tuple(
+        (d * (k - 1) - lo, d * (k - 1) - hi + e) for k, d, (lo, hi), e in zip(kernel, dilation, padding, output_padding)
+    )
+    y = lax.conv_general_dilated(
+        x, _transposed_kernel(w, groups), window_strides=(1,) * len(kernel), padding=pads, lhs_dilation=stride,
+        rhs_dilation=dilation, dimension_numbers=_dimension_numbers(x.ndim), feature_group_count=groups,
+    )
+    if b is not None:
+        y = y + b.reshape((1, -1) + (1,) * (y.ndim - 2))
+    return y
+
+
+def _global_pool(x: jax.Array, kind: str) -> jax.Array:
+    axes = tuple(range(2, x.ndim))
+    return jnp.mean(x, axis=axes, keepdims=True) if kind == "avg" else jnp.max(x, axis=axes, keepdims=True)
+
+
 def _linear(x: jax.Array, w: jax.Array, b: jax.Array | None) -> jax.Array:
     y = jnp.matmul(x, w.T)
     # lax.broadcast_in_dim, not NumPy broadcasting: a bias of the wrong length must raise, not broadcast.
@@ -218,6 +264,45 @@ def _avg_pool_backward(
         return _avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad)
 
     _, pullback = jax.vjp(forward, x)
+    dx: jax.Array
+    (dx,) = pullback(dy)
+    return dx
+
+
+_TRANSPOSE_STATIC = ("stride", "padding", "output_padding", "dilation", "groups")
+
+
+@partial(jax.jit, static_argnames=_TRANSPOSE_STATIC)
+def _conv_transpose_forward(
+    x: jax.Array, w: jax.Array, b: jax.Array | None, *, stride: tuple[int, ...], padding: Padding,
+    output_padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
+) -> jax.Array:
+    return _conv_transpose(x, w, b, stride, padding, output_padding, dilation, groups)
+
+
+@partial(jax.jit, static_argnames=_TRANSPOSE_STATIC)
+def _conv_transpose_backward(
+    x: jax.Array, w: jax.Array, dy: jax.Array, *, stride: tuple[int, ...], padding: Padding,
+    output_padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    b = jnp.zeros((w.shape[1] * groups,), dtype=w.dtype)
+
+    def forward(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
+        return _conv_transpose(x, w, b, stride, padding, output_padding, dilation, groups)
+
+    _, pullback = jax.vjp(forward, x, w, b)
+    dx, dw, db = pullback(dy)
+    return dx, dw, db
+
+
+@partial(jax.jit, static_argnames=("kind",))
+def _global_pool_forward(x: jax.Array, *, kind: str) -> jax.Array:
+    return _global_pool(x, kind)
+
+
+@partial(jax.jit, static_argnames=("kind",))
+def _global_pool_backward(x: jax.Array, dy: jax.Array, *, kind: str) -> jax.Array:
+    _, pullback = jax.vjp(lambda x: _global_pool(x, kind), x)
     dx: jax.Array
     (dx,) = pullback(dy)
     return dx
@@ -303,6 +388,66 @@ def avg_pool_backward(
     return fresh(_avg_pool_backward(x, dy, count_include_pad=count_include_pad, **kwargs))
 
 
+def conv_transpose_forward(
+    x: Array, w: Array, b: Array | None, *,
+    stride: tuple[int, ...], padding: Padding, output_padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
+) -> Array:
+    """``lax.conv_general_dilated`` with ``lhs_dilation`` and the flipped kernel, plus a broadcast bias."""
+    y = _conv_transpose_forward(
+        x, w, b, stride=tuple(stride), padding=as_padding(padding), output_padding=tuple(output_padding),
+        dilation=tuple(dilation), groups=groups,
+    )
+    return fresh(y)
+
+
+def conv_transpose_backward(
+    x: Array, w: Array, dy: Array, *,
+    stride: tuple[int, ...], padding: Padding, output_padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
+) -> tuple[Array, Array, Array]:
+    """``jax.vjp`` of the transposed convolution with a zero bias."""
+    dx, dw, db = _conv_transpose_backward(
+        x, w, dy, stride=tuple(stride), padding=as_padding(padding), output_padding=tuple(output_padding),
+        dilation=tuple(dilation), groups=groups,
+    )
+    return fresh(dx), fresh(dw), fresh(db)
+
+
+def _global_only(output_size: tuple[int, ...]) -> str | None:
+    if all(o == 1 for o in output_size):
+        return None
+    return f"JAX has no adaptive pooling, only global pooling (output size 1: jnp.mean / jnp.max) (output_size={output_size})"
+
+
+def _global(output_size: tuple[int, ...]) -> None:
+    reason = _global_only(tuple(output_size))
+    if reason is not None:
+        raise spec.UnsupportedError(reason)
+
+
+def adaptive_avg_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
+    """Global average pooling: ``jnp.mean`` over the spatial axes (output size 1 only)."""
+    _global(output_size)
+    return fresh(_global_pool_forward(x, kind="avg"))
+
+
+def adaptive_avg_pool_backward(x: Array, dy: Array, *, output_size: tuple[int, ...]) -> Array:
+    """``jax.vjp`` of the global average pool."""
+    _global(output_size)
+    return fresh(_global_pool_backward(x, dy, kind="avg"))
+
+
+def adaptive_max_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
+    """Global max pooling: ``jnp.max`` over the spatial axes (output size 1 only)."""
+    _global(output_size)
+    return fresh(_global_pool_forward(x, kind="max"))
+
+
+def adaptive_max_pool_backward(x: Array, dy: Array, *, output_size: tuple[int, ...]) -> Array:
+    """``jax.vjp`` of the global max pool (JAX splits the gradient between tied maxima)."""
+    _global(output_size)
+    return fresh(_global_pool_backward(x, dy, kind="max"))
+
+
 def linear_forward(x: Array, w: Array, b: Array | None) -> Array:
     """``x @ w.T + b``."""
     return fresh(_linear_forward(x, w, b))
@@ -315,14 +460,21 @@ def linear_backward(x: Array, w: Array, dy: Array) -> tuple[Array, Array, Array]
 
 
 def supports(op: str, problem: dict[str, Any]) -> str | None:
-    """What JAX lacks for this case, or None: max pooling with dilation > 1 has no VJP (forward only)."""
+    """What JAX lacks for this case, or None.
+
+    Max pooling with dilation > 1 has no VJP (forward only); adaptive pooling exists only as global pooling.
+    """
     if op == "max_pool" and problem["direction"] == "backward" and any(d > 1 for d in problem["params"]["dilation"]):
         return "JAX has no VJP for max pooling with dilation > 1"
+    if op in ("adaptive_avg_pool", "adaptive_max_pool"):
+        return _global_only(tuple(problem["params"]["output_size"]))
     return None
 
 
 __all__ = [
     "CAPABILITIES", "supports",
-    "avg_pool_backward", "avg_pool_forward", "conv_backward", "conv_forward",
-    "linear_backward", "linear_forward", "max_pool_backward", "max_pool_forward",
+    "adaptive_avg_pool_backward", "adaptive_avg_pool_forward", "adaptive_max_pool_backward",
+    "adaptive_max_pool_forward", "avg_pool_backward", "avg_pool_forward", "conv_backward", "conv_forward",
+    "conv_transpose_backward", "conv_transpose_forward", "linear_backward", "linear_forward",
+    "max_pool_backward", "max_pool_forward",
 ]
