@@ -22,6 +22,20 @@ Translation rules:
 * **Groups** are implied by the filter shape (``w.shape[1] = C_in / groups``).
 * Dilation uses ``tf.nn.convolution`` / ``tf.nn.pool``, which reject
   ``strides > 1`` together with ``dilation > 1``.
+* **Transposed convolution** is ``tf.nn.conv{1,2,3}d_transpose`` with
+  ``"VALID"`` padding (the full scatter) and an ``output_shape`` that extends
+  it by the output positions ``output_padding`` adds beyond the after-padding;
+  the protocol's padding is then cropped from the result. TensorFlow has no
+  groups, dilation only outside float64 (no float64 dilated CPU kernel), and an
+  ``output_shape`` at most ``stride − 1`` beyond the full scatter.
+* **Max-pool indices** are ``tf.nn.max_pool_with_argmax`` (2-D; 1-D as 2-D of
+  height 1), whose index ``(y·W + x)·C + c`` becomes the plane index
+  ``y·W + x``; padding other than SAME is explicit -inf (indices re-counted in
+  the input's plane) and ceil mode extra -inf after-padding, as for max
+  pooling. No dilation, no 3-D; a window entirely in padding is declined.
+* **Adaptive pooling**: TensorFlow has none; global pooling (output size 1)
+  is ``tf.reduce_mean`` / ``tf.reduce_max`` over the spatial axes (Keras'
+  ``GlobalAveragePooling``/``GlobalMaxPooling``); other sizes are declined.
 * Each per-call limit raises :class:`spec.UnsupportedError` with the reason.
 """
 
@@ -37,14 +51,18 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from numpy.typing import NDArray  # noqa: E402
 
 import spec  # noqa: E402
 from conformance.backends._translate import (  # noqa: E402
     as_padding,
     ceil_overhang,
+    crop_slices,
     fresh,
+    has_empty_window,
     matches_same,
     spec_pool_slices,
+    unpadded_plane_indices,
 )
 from spec import Array, Padding  # noqa: E402
 
@@ -60,6 +78,10 @@ CAPABILITIES = spec.Capabilities(
         "3-D pooling only in float32 (no float16/float64 MaxPool3D/AvgPool3D CPU kernels)",
         "avg_pool: count_include_pad=False only unpadded or with exactly SAME padding; "
         "ceil mode only when the last window does not overhang the padded input",
+        "conv_transpose: no groups; dilation > 1 not in float64; output_padding at most stride - 1 beyond the "
+        "after-padding",
+        "max_pool_indices: tf.nn.max_pool_with_argmax, 1-D and 2-D, no dilation, no window entirely in padding",
+        "adaptive pooling: global only (tf.reduce_mean / tf.reduce_max); other output sizes declined",
     ),
 )
 
@@ -147,6 +169,45 @@ def _avg_pool_limit(spatial: tuple[int, ...], kernel_size: tuple[int, ...], stri
     return None
 
 
+def _global_only(output_size: tuple[int, ...]) -> str | None:
+    if all(o == 1 for o in output_size):
+        return None
+    return ("TensorFlow has no adaptive pooling, only global pooling (output size 1: tf.reduce_mean / tf.reduce_max; "
+            f"output_size={output_size})")
+
+
+def _transpose_extension(padding: Padding, output_padding: tuple[int, ...]) -> tuple[int, ...]:
+    """Per dim, the output positions beyond the full scatter: output_padding not absorbed by the after-padding."""
+    return tuple(max(0, e - hi) for (_, hi), e in zip(padding, output_padding))
+
+
+def _conv_transpose_limit(spatial: tuple[int, ...], kernel: tuple[int, ...], p: dict[str, Any], dtype: str,
+                          ) -> str | None:
+    stride, dilation = tuple(p["stride"]), tuple(p["dilation"])
+    if int(p["groups"]) != 1:
+        return f"TensorFlow's conv_transpose has no groups (groups={p['groups']})"
+    if any(d > 1 for d in dilation) and dtype == "float64":
+        return f"TensorFlow has no float64 CPU kernel for a dilated transposed convolution (dilation={dilation})"
+    extension = _transpose_extension(as_padding(p["padding"]), tuple(p["output_padding"]))
+    if any(a >= s for a, s in zip(extension, stride)):
+        return ("TensorFlow's output_shape may extend the full transposed convolution by at most stride - 1 "
+                f"(output_padding={tuple(p['output_padding'])} beyond padding={as_padding(p['padding'])})")
+    return None
+
+
+def _argmax_limit(spatial: tuple[int, ...], p: dict[str, Any]) -> str | None:
+    if len(spatial) == 3:
+        return "TensorFlow's max_pool_with_argmax is 2-D only (1-D runs as 2-D of height 1)"
+    stride, padding, kernel, dilation = tuple(p["stride"]), as_padding(p["padding"]), tuple(p["kernel_size"]), tuple(
+        p["dilation"])
+    if any(d > 1 for d in dilation):
+        return f"TensorFlow's max_pool_with_argmax has no dilation (dilation={dilation})"
+    if has_empty_window(spatial, kernel, stride, padding, dilation, bool(p["ceil_mode"])):
+        return ("a window entirely in padding: TensorFlow's argmax pooling pads only with SAME, which never has one, "
+                f"and would select an explicit -inf (padding={padding})")
+    return None
+
+
 def supports(op: str, problem: dict[str, Any]) -> str | None:
     """What TensorFlow lacks for this case, or None (the suite asks before it generates a case).
 
@@ -158,6 +219,13 @@ def supports(op: str, problem: dict[str, Any]) -> str | None:
     ndim = len(problem["x_shape"]) - 2
     if op == "linear":
         return None
+    if op in ("adaptive_avg_pool", "adaptive_max_pool"):
+        return _global_only(tuple(p["output_size"]))
+    if op == "conv_transpose":
+        return _conv_transpose_limit(tuple(problem["x_shape"][2:]), tuple(problem["w_shape"][2:]), p,
+                                     str(problem["dtype"]))
+    if op == "max_pool_indices":
+        return _argmax_limit(tuple(problem["x_shape"][2:]), p)
     stride, dilation = tuple(p["stride"]), tuple(p["dilation"])
     if op == "conv":
         return _grouped(int(p["groups"]), problem["direction"] == "backward", ndim) or _dilated_strides(
@@ -351,6 +419,139 @@ def avg_pool_backward(
     return _numpy(tape.gradient(y, xt, output_gradients=_constant(dy)))
 
 
+def _conv_transpose(
+    x: Any, w: Any, stride: tuple[int, ...], padding: Padding, output_padding: tuple[int, ...],
+    dilation: tuple[int, ...], groups: int, dtype: str,
+) -> Any:
+    """Channels-first transposed convolution (``tf.nn.conv{1,2,3}d_transpose``, channels-last inside)."""
+    ndim = len(x.shape) - 2
+    ops = {1: tf.nn.conv1d_transpose, 2: tf.nn.conv2d_transpose, 3: tf.nn.conv3d_transpose}
+    if ndim not in ops:
+        raise spec.SpecError("x.ndim", ndim + 2, "must be 3, 4 or 5 (N, C and 1 to 3 spatial dims)")
+    spatial, kernel = tuple(x.shape[2:]), tuple(w.shape[2:])
+    limit = _conv_transpose_limit(spatial, kernel, {"stride": stride, "padding": padding, "dilation": dilation,
+                                                    "groups": groups, "output_padding": output_padding}, dtype)
+    if limit is not None:
+        raise spec.UnsupportedError(limit)
+    extension = _transpose_extension(padding, output_padding)
+    full = tuple((n - 1) * s + d * (k - 1) + 1 + a
+                 for n, k, s, d, a in zip(spatial, kernel, stride, dilation, extension))
+    c_out = w.shape[1] * groups
+    # TensorFlow's filter is (*K, C_out, C_in): the protocol's (C_in, C_out, *K) with its axes reversed in order.
+    y = ops[ndim](_channels_last(x), _filter_layout(w), [x.shape[0], *full, c_out], list(stride), "VALID",
+                  dilations=list(dilation))
+    y = _channels_first(y)
+    crop = tuple((lo, max(0, hi - e)) for (lo, hi), e in zip(padding, output_padding))
+    for i, ((lo, hi), size) in enumerate(zip(crop, full)):
+        if size - lo - hi < 1:  # TensorFlow cannot see the cropped part: a non-positive size is the spec's error
+            raise spec.SpecError(f"output size of spatial dim {i}", size - lo - hi, f"must be >= 1 (padding={padding})")
+    return y[crop_slices(crop)] if any(lo or hi for lo, hi in crop) else y
+
+
+def conv_transpose_forward(
+    x: Array, w: Array, b: Array | None, *,
+    stride: tuple[int, ...], padding: Padding, output_padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
+) -> Array:
+    """``tf.nn.conv{1,2,3}d_transpose`` ("VALID", output_shape) cropped to the padding, plus ``tf.nn.bias_add``."""
+    y = _conv_transpose(_constant(x), _constant(w), tuple(stride), as_padding(padding), tuple(output_padding),
+                        tuple(dilation), groups, x.dtype.name)
+    if b is not None:
+        y = _channels_first(tf.nn.bias_add(_channels_last(y), _constant(b)))
+    return _numpy(y)
+
+
+def conv_transpose_backward(
+    x: Array, w: Array, dy: Array, *,
+    stride: tuple[int, ...], padding: Padding, output_padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
+) -> tuple[Array, Array, Array]:
+    """GradientTape through the transposed convolution and a zero ``tf.nn.bias_add``."""
+    xt, wt = _constant(x), _constant(w)
+    bt = tf.zeros((w.shape[1] * groups,), dtype=wt.dtype)
+    with tf.GradientTape() as tape:
+        tape.watch([xt, wt, bt])
+        y = _conv_transpose(xt, wt, tuple(stride), as_padding(padding), tuple(output_padding), tuple(dilation),
+                            groups, x.dtype.name)
+        y = _channels_first(tf.nn.bias_add(_channels_last(y), bt))
+    dx, dw, db = tape.gradient(y, [xt, wt, bt], output_gradients=_constant(dy))
+    return _numpy(dx), _numpy(dw), _numpy(db)
+
+
+def max_pool_indices(
+    x: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool,
+) -> NDArray[np.int64]:
+    """``tf.nn.max_pool_with_argmax`` on the 2-D (or height-1) channels-last input: ``(y·W + x)·C + c`` → ``y·W + x``."""
+    pads, kernel, strides, dilations = as_padding(padding), tuple(kernel_size), tuple(stride), tuple(dilation)
+    spatial = tuple(x.shape[2:])
+    if len(spatial) not in (1, 2):
+        raise spec.UnsupportedError(_argmax_limit(spatial, {}) or "")
+    limit = _argmax_limit(spatial, {"stride": strides, "padding": pads, "kernel_size": kernel, "dilation": dilations,
+                                    "ceil_mode": ceil_mode})
+    if limit is not None:
+        raise spec.UnsupportedError(limit)
+    overhang = ceil_overhang(spatial, kernel, strides, pads, dilations, ceil_mode)
+    explicit = tuple((lo, hi + e) for (lo, hi), e in zip(pads, overhang))
+    same = not any(overhang) and matches_same(pads, spatial, kernel, strides, dilations)
+    if not same and np.isneginf(x).any() and any(lo > 0 for lo, _ in explicit):
+        raise spec.UnsupportedError("padding is emulated with explicit -inf, which ties with a real -inf in x")
+    xt = _channels_last(_constant(x))
+    if not same:
+        xt = _tf_pad(xt, explicit, -np.inf)
+    if len(spatial) == 1:  # as 2-D of height 1, as tf.nn.max_pool1d runs
+        xt, kernel, strides = tf.expand_dims(xt, 1), (1, *kernel), (1, *strides)
+    _, argmax = tf.nn.max_pool_with_argmax(xt, [1, *kernel, 1], [1, *strides, 1], "SAME" if same else "VALID")
+    plane = _numpy(_channels_first(argmax)) // x.shape[1]
+    if len(spatial) == 1:
+        plane = plane[:, :, 0]
+    keep = spec_pool_slices(spatial, kernel_size, stride, pads, dilation, ceil_mode)
+    padded = spatial if same else tuple(n + lo + hi for n, (lo, hi) in zip(spatial, explicit))
+    before = (0,) * len(spatial) if same else tuple(lo for lo, _ in explicit)
+    return unpadded_plane_indices(np.ascontiguousarray(plane[keep]), padded, before, spatial)
+
+
+def _global(output_size: tuple[int, ...]) -> None:
+    reason = _global_only(tuple(output_size))
+    if reason is not None:
+        raise spec.UnsupportedError(reason)
+
+
+def _global_pool(x: Any, kind: str) -> Any:
+    axes = list(range(2, len(x.shape)))
+    return tf.reduce_mean(x, axis=axes, keepdims=True) if kind == "avg" else tf.reduce_max(x, axis=axes, keepdims=True)
+
+
+def _global_backward(x: Array, dy: Array, kind: str) -> Array:
+    xt = _constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = _global_pool(xt, kind)
+    return _numpy(tape.gradient(y, xt, output_gradients=_constant(dy)))
+
+
+def adaptive_avg_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
+    """Global average pooling: ``tf.reduce_mean`` over the spatial axes (output size 1 only)."""
+    _global(output_size)
+    return _numpy(_global_pool(_constant(x), "avg"))
+
+
+def adaptive_avg_pool_backward(x: Array, dy: Array, *, output_size: tuple[int, ...]) -> Array:
+    """GradientTape through the global average pool."""
+    _global(output_size)
+    return _global_backward(x, dy, "avg")
+
+
+def adaptive_max_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
+    """Global max pooling: ``tf.reduce_max`` over the spatial axes (output size 1 only)."""
+    _global(output_size)
+    return _numpy(_global_pool(_constant(x), "max"))
+
+
+def adaptive_max_pool_backward(x: Array, dy: Array, *, output_size: tuple[int, ...]) -> Array:
+    """GradientTape through the global max pool (TensorFlow splits the gradient between tied maxima)."""
+    _global(output_size)
+    return _global_backward(x, dy, "max")
+
+
 def linear_forward(x: Array, w: Array, b: Array | None) -> Array:
     """``tf.matmul(x, w, transpose_b=True)`` plus ``tf.nn.bias_add``."""
     y = tf.matmul(_constant(x), _constant(w), transpose_b=True)
@@ -372,6 +573,8 @@ def linear_backward(x: Array, w: Array, dy: Array) -> tuple[Array, Array, Array]
 
 __all__ = [
     "CAPABILITIES",
-    "avg_pool_backward", "avg_pool_forward", "conv_backward", "conv_forward",
-    "linear_backward", "linear_forward", "max_pool_backward", "max_pool_forward", "supports",
+    "adaptive_avg_pool_backward", "adaptive_avg_pool_forward", "adaptive_max_pool_backward",
+    "adaptive_max_pool_forward", "avg_pool_backward", "avg_pool_forward", "conv_backward", "conv_forward",
+    "conv_transpose_backward", "conv_transpose_forward", "linear_backward", "linear_forward",
+    "max_pool_backward", "max_pool_forward", "max_pool_indices", "supports",
 ]
