@@ -416,7 +416,9 @@ NEW_FUNCTIONS: dict[str, frozenset[str]] = {
         "adaptive_avg_pool_forward", "adaptive_avg_pool_backward", "adaptive_max_pool_forward",
         "adaptive_max_pool_backward",
     }),
-    "onnxruntime": frozenset(),
+    "onnxruntime": frozenset({
+        "conv_transpose_forward", "max_pool_indices", "adaptive_avg_pool_forward", "adaptive_max_pool_forward",
+    }),
 }
 NEW_OPS: dict[str, tuple[str, str | None]] = {
     "conv_transpose": ("conv_transpose_forward", "conv_transpose_backward"),
@@ -439,6 +441,10 @@ class NewCase:
     ties: bool = False
     #: Adapter -> a phrase its supports() must give when it declines this case.
     declined: dict[str, str] = field(default_factory=dict)
+    #: Adapter -> a phrase of the error its framework raises on this valid call (a finding in docs/findings.md).
+    rejects: dict[str, str] = field(default_factory=dict)
+    #: Adapter -> the finding (docs/findings.md, asserted in tests/test_frameworks.py) by which it differs here.
+    diverges: dict[str, str] = field(default_factory=dict)
     #: Given x (overrides x_shape's random values), and the hand-computed result of the forward.
     x: tuple[float, ...] | None = None
     expected: tuple[Any, ...] | None = None
@@ -461,10 +467,10 @@ NEW_CASES = [
             _transpose((2,), ((1, 2),), (1,), (1,)), w_shape=(2, 3, 3)),
     NewCase("conv_transpose 2-D groups + dilation", "conv_transpose", (1, 4, 3, 3),
             _transpose((1, 2), ((0, 1), (1, 1)), (1, 1), (2, 1), 2), w_shape=(4, 1, 2, 3),
-            declined={"tensorflow": "no groups"}),
+            declined={"tensorflow": "no groups"}, rejects={"onnxruntime": "may be too large for stride"}),
     NewCase("conv_transpose 2-D output_padding >= stride (dilation 3)", "conv_transpose", (1, 2, 3, 2),
             _transpose((1, 1), ((0, 0), (0, 0)), (2, 0), (3, 1)), w_shape=(2, 2, 2, 2),
-            declined={"tensorflow": "no float64 CPU kernel"}),
+            declined={"tensorflow": "no float64 CPU kernel"}, rejects={"onnxruntime": "may be too large for stride"}),
     NewCase("conv_transpose 3-D stride + output_padding", "conv_transpose", (1, 2, 2, 3, 2),
             _transpose((2, 1, 2), ((0, 0), (1, 1), (0, 1)), (1, 0, 1), (1, 1, 1)), w_shape=(2, 2, 2, 2, 2)),
     # The 4x4 plane of max_pool_indices.md with a 20 at (1, 1): 1*4 + 1 = 5.
@@ -491,11 +497,16 @@ NEW_CASES = [
     # One real element; the first window reads positions -1 and 1 (padding only), with part of the padding explicit.
     NewCase("max_pool_indices empty window, asymmetric padding", "max_pool_indices", (1, 1, 1),
             {"kernel_size": (2,), "stride": (1,), "padding": ((1, 2),), "dilation": (2,), "ceil_mode": False},
-            declined={"torch": "entirely in padding", "tensorflow": "no dilation"}),
+            declined={"torch": "entirely in padding", "tensorflow": "no dilation", "onnxruntime": "smaller than the"}),
+    # Symmetric padding, ONNX Runtime's own: the window at -1, 1 of a 1-element input has no real element (-1).
+    NewCase("max_pool_indices empty window, symmetric padding", "max_pool_indices", (2, 3, 1),
+            {"kernel_size": (2,), "stride": (1,), "padding": ((1, 1),), "dilation": (2,), "ceil_mode": False},
+            declined={"tensorflow": "no dilation"}, diverges={"torch": "T11"}),
     # A 1-wide window at position -1 reads padding only.
     NewCase("max_pool_indices empty window, padding beyond half the kernel", "max_pool_indices", (1, 1, 2),
             {"kernel_size": (1,), "stride": (1,), "padding": ((1, 0),), "dilation": (1,), "ceil_mode": False},
-            declined={"torch": "entirely in padding", "tensorflow": "entirely in padding"}),
+            declined={"torch": "entirely in padding", "tensorflow": "entirely in padding",
+                      "onnxruntime": "smaller than the"}),
     NewCase("adaptive_avg_pool 1-D", "adaptive_avg_pool", (2, 3, 5), {"output_size": (3,)},
             declined=GLOBAL_ONLY),
     NewCase("adaptive_avg_pool 2-D, larger output", "adaptive_avg_pool", (1, 2, 5, 3), {"output_size": (3, 4)},
@@ -570,6 +581,12 @@ def test_new_operations_match_reference(adapter: tuple[str, ModuleType], case: N
     assert reason is None, f"supports({case.op}) declined: {reason} [{name}, {case.name}]"
     args, backward_args = _new_inputs(case, dtype)
     context = f"{name}, {case.name}"
+    if name in case.diverges:
+        return  # a divergence of the framework itself, asserted by tests/test_frameworks.py
+    if name in case.rejects:
+        with pytest.raises(Exception, match=case.rejects[name]):
+            getattr(backend, forward)(*args, **case.kwargs)
+        return
     out = getattr(backend, forward)(*args, **case.kwargs)
     expected = getattr(reference, forward)(*args, **case.kwargs)
     if case.op == "max_pool_indices":

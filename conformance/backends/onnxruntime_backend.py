@@ -14,6 +14,15 @@ dilated operations, for which ONNX Runtime's ``auto_pad`` is refused (Conv:
 padding from the undilated kernel (pooling: a wrong output size); those get
 explicit ``pads``, which state the same padding.
 
+The new operations: ``ConvTranspose`` takes the protocol's ``pads``,
+``output_padding``, ``dilations`` and ``group`` verbatim (ONNX's output-size
+rule is the protocol's). ``max_pool_indices`` is ``MaxPool``'s second output
+``Indices`` (``storage_order=0``, row-major), which counts over the whole
+tensor: plane ``(n, c)`` starts at ``(n·C + c)·prod(S)``, subtracted here to
+give the protocol's per-plane index (-1, ONNX Runtime's index for a window
+without a real element, is kept). ONNX has no adaptive pooling: output size 1
+is ``GlobalAveragePool`` / ``GlobalMaxPool``, any other is declined.
+
 What ONNX Runtime refuses is reported, not worked around: its "no kernel"
 error (no float64 ``Conv`` or ``AveragePool``) and pooling padding that is not
 smaller than the kernel (``Pad should be smaller than kernel``, checked
@@ -22,13 +31,15 @@ against the undilated kernel) raise :class:`spec.UnsupportedError`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from onnx import helper
+from numpy.typing import NDArray
+from onnx import TensorProto, helper
 from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
 
 import spec
@@ -53,6 +64,8 @@ CAPABILITIES = spec.Capabilities(
         "pooling pads must be smaller than the undilated kernel (declared by supports(op, problem))",
         "float16 runs through Cast nodes ONNX Runtime inserts: computed in float32",
         "SAME-valued padding is sent as auto_pad SAME_UPPER / SAME_LOWER, except when dilated (explicit pads)",
+        "max_pool_indices: MaxPool's Indices (storage_order=0) minus each plane's offset (n * C + c) * prod(S)",
+        "adaptive pooling: global only (GlobalAveragePool / GlobalMaxPool); other output sizes declined",
     ),
 )
 
@@ -61,15 +74,22 @@ _Shape = tuple[int | str, ...]
 
 
 @lru_cache(maxsize=512)
-def _session(op: str, dtype: str, shapes: tuple[_Shape, ...], attributes: _Attributes) -> ort.InferenceSession:
-    """An InferenceSession of one ``op`` node whose inputs have the given shapes (a str is a symbolic dim)."""
+def _session(op: str, dtype: str, shapes: tuple[_Shape, ...], attributes: _Attributes,
+             indices: bool = False) -> ort.InferenceSession:
+    """An InferenceSession of one ``op`` node whose inputs have the given shapes (a str is a symbolic dim).
+
+    Its output is ``y``, and with ``indices`` also an int64 ``indices`` (MaxPool's second output).
+    """
     element = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     names = [f"input{i}" for i in range(len(shapes))]
     inputs = [helper.make_tensor_value_info(name, element, list(shape)) for name, shape in zip(names, shapes)]
-    output = helper.make_tensor_value_info("y", element, [f"y_dim{d}" for d in range(len(shapes[0]))])
+    dims = [f"y_dim{d}" for d in range(len(shapes[0]))]
+    outputs = [helper.make_tensor_value_info("y", element, dims)]
+    if indices:
+        outputs.append(helper.make_tensor_value_info("indices", TensorProto.INT64, dims))
     node_attributes: dict[str, Any] = {name: list(v) if isinstance(v, tuple) else v for name, v in attributes}
-    node = helper.make_node(op, names, ["y"], **node_attributes)
-    graph = helper.make_graph([node], f"convspec_{op}", inputs, [output])
+    node = helper.make_node(op, names, [o.name for o in outputs], **node_attributes)
+    graph = helper.make_graph([node], f"convspec_{op}", inputs, outputs)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
     options = ort.SessionOptions()
     options.log_severity_level = 4  # ONNX Runtime logs refused models itself; the exception says it all
@@ -85,7 +105,13 @@ def _session(op: str, dtype: str, shapes: tuple[_Shape, ...], attributes: _Attri
 
 
 def _run(op: str, arrays: Sequence[Array], attributes: dict[str, Any]) -> Array:
-    """Run one node on ``arrays`` and return its output as a fresh array.
+    """Run one node on ``arrays`` and return its output as a fresh array (see :func:`_run_outputs`)."""
+    (y,) = _run_outputs(op, arrays, attributes, indices=False)
+    return y
+
+
+def _run_outputs(op: str, arrays: Sequence[Array], attributes: dict[str, Any], *, indices: bool) -> list[Array]:
+    """Run one node on ``arrays`` and return its outputs (``y``, and ``indices`` if asked) as fresh arrays.
 
     The model looks like an exported layer: a symbolic batch dim, every other
     shape static (so ONNX shape inference sees the kernel and checks the
@@ -93,10 +119,9 @@ def _run(op: str, arrays: Sequence[Array], attributes: dict[str, Any]) -> Array:
     """
     key = tuple(sorted((name, tuple(v) if isinstance(v, list) else v) for name, v in attributes.items()))
     shapes = (("N", *arrays[0].shape[1:]), *(tuple(a.shape) for a in arrays[1:]))
-    session = _session(op, str(arrays[0].dtype), shapes, key)
+    session = _session(op, str(arrays[0].dtype), shapes, key, indices)
     feeds = {f"input{i}": a for i, a in enumerate(arrays)}
-    (y,) = session.run(["y"], feeds)
-    return fresh(y)
+    return [fresh(out) for out in session.run(["y", "indices"] if indices else ["y"], feeds)]
 
 
 def _padding_attributes(
@@ -127,12 +152,22 @@ def _pool_pad_limit(kernel_size: tuple[int, ...], padding: Padding, dilation: tu
 def supports(op: str, problem: dict[str, Any]) -> str | None:
     """What ONNX Runtime lacks for this case, or None (the suite asks before it generates a case).
 
-    No backward at all (the adapter has no backward functions); pooling pads smaller than the undilated kernel.
+    No backward at all (the adapter has no backward functions); pooling pads smaller than the undilated kernel;
+    adaptive pooling only as global pooling.
     """
-    if op in ("max_pool", "avg_pool"):
-        p = problem["params"]
+    p = problem["params"]
+    if op in ("max_pool", "avg_pool", "max_pool_indices"):
         return _pool_pad_limit(tuple(p["kernel_size"]), as_padding(p["padding"]), tuple(p["dilation"]))
+    if op in ("adaptive_avg_pool", "adaptive_max_pool"):
+        return _global_only(tuple(p["output_size"]))
     return None
+
+
+def _global_only(output_size: tuple[int, ...]) -> str | None:
+    if all(o == 1 for o in output_size):
+        return None
+    return ("ONNX has no adaptive pooling, only global pooling (output size 1: GlobalAveragePool / GlobalMaxPool; "
+            f"output_size={output_size})")
 
 
 def _pool_attributes(
@@ -187,9 +222,62 @@ def avg_pool_forward(
     return _run("AveragePool", [x], attributes)
 
 
+def conv_transpose_forward(
+    x: Array, w: Array, b: Array | None, *,
+    stride: tuple[int, ...], padding: Padding, output_padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
+) -> Array:
+    """ONNX ``ConvTranspose`` (X, W[, B]) with ``strides``, ``pads``, ``output_padding``, ``dilations``, ``group``."""
+    pads = as_padding(padding)
+    attributes = {
+        "kernel_shape": list(w.shape[2:]),
+        "strides": list(stride),
+        "dilations": list(dilation),
+        "group": groups,
+        "output_padding": list(output_padding),
+        "pads": [lo for lo, _ in pads] + [hi for _, hi in pads],
+    }
+    return _run("ConvTranspose", [x, w] if b is None else [x, w, b], attributes)
+
+
+def max_pool_indices(
+    x: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...], padding: Padding,
+    dilation: tuple[int, ...], ceil_mode: bool,
+) -> NDArray[np.int64]:
+    """ONNX ``MaxPool``'s ``Indices`` (row-major over the whole tensor) re-counted within each (N, C) plane."""
+    pads = as_padding(padding)
+    attributes = _pool_attributes(x, tuple(kernel_size), tuple(stride), pads, tuple(dilation), ceil_mode)
+    attributes["storage_order"] = 0
+    _, found = _run_outputs("MaxPool", [x], attributes, indices=True)
+    n, c = found.shape[:2]
+    offsets = (np.arange(n * c, dtype=np.int64) * math.prod(x.shape[2:])).reshape((n, c) + (1,) * (found.ndim - 2))
+    plane: NDArray[np.int64] = np.where(found < 0, found, found - offsets).astype(np.int64)
+    return plane
+
+
+def _global(output_size: tuple[int, ...]) -> None:
+    reason = _global_only(tuple(output_size))
+    if reason is not None:
+        raise spec.UnsupportedError(reason)
+
+
+def adaptive_avg_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
+    """ONNX ``GlobalAveragePool`` (output size 1 only)."""
+    _global(output_size)
+    return _run("GlobalAveragePool", [x], {})
+
+
+def adaptive_max_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
+    """ONNX ``GlobalMaxPool`` (output size 1 only)."""
+    _global(output_size)
+    return _run("GlobalMaxPool", [x], {})
+
+
 def linear_forward(x: Array, w: Array, b: Array | None) -> Array:
     """ONNX ``Gemm`` (A=x, B=w, C=b) with ``transB=1``: x · wᵀ + b."""
     return _run("Gemm", [x, w] if b is None else [x, w, b], {"transB": 1})
 
 
-__all__ = ["CAPABILITIES", "avg_pool_forward", "conv_forward", "linear_forward", "max_pool_forward", "supports"]
+__all__ = [
+    "CAPABILITIES", "adaptive_avg_pool_forward", "adaptive_max_pool_forward", "avg_pool_forward", "conv_forward",
+    "conv_transpose_forward", "linear_forward", "max_pool_forward", "max_pool_indices", "supports",
+]
