@@ -1,9 +1,16 @@
-"""Metamorphic relations: properties linking several calls of the backend, checked without the reference."""
+"""Metamorphic relations: properties linking several calls of the backend, checked without the reference.
+
+Each relation is a :class:`Relation` in :data:`RELATIONS`: the operations it applies to, the calls it
+derives from a case (its transform) and how their results must relate to the case's own (its check,
+with the bound of the difference from the bounds of the results). The rule ``metamorphic`` draws a
+case and picks one of the relations that apply to the operation and the backend.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -11,141 +18,244 @@ from hypothesis import strategies as st
 
 import spec
 from conformance.bounds import sum_bounds, take_channels
-from conformance.compare import Bound, Violation, compare, forward_bound
+from conformance.compare import Bound, Violation, compare, exact_bound, forward_bound
 from conformance.context import Context, derive
 from conformance.rules.base import ALL_OPS, F64, rule
 from conformance.snippets import call_source
 from conformance.strategies import Case, Problem, cases, make_values
 from spec import Capabilities, OpName
 
+Array = np.ndarray[Any, Any]
+#: (lhs, rhs, bound on |lhs - rhs|) from the case, its result and bound, and the derived calls' results and bounds.
+Relate = Callable[[Case, Array, Bound, Sequence[Array], Sequence[Bound]], tuple[Array, Array, Bound]]
+
+
+@dataclass(frozen=True)
+class Relation:
+    """One metamorphic relation between the backend's result on a case and its results on derived calls."""
+
+    name: str
+    #: Whether the relation applies to an operation on this backend (its functions and capabilities).
+    applies: Callable[[OpName, Context], bool]
+    #: The calls derived from (case, seed), in the order they are made; None: not for this case.
+    transform: Callable[[Case, int], tuple[Case, ...] | None]
+    relate: Relate
+    #: What the relation says, for the reproduction: lines of Python and comments about the case.
+    explain: Callable[[Case], list[str]]
+
+
+def _weighted(op: OpName) -> bool:
+    return op in ("conv", "linear")
+
+
+def _fwd(case: Case) -> str:
+    return call_source(case.problem.op + "_forward", case)
+
+
+# --------------------------------------------------------------------------- batch independence
+
+def _per_sample(case: Case, seed: int) -> tuple[Case, ...] | None:
+    x = case.inputs.x
+    return None if x.shape[0] < 2 else tuple(derive(case, x=x[k:k + 1]) for k in range(x.shape[0]))
+
+
+def _batch_relate(case: Case, y: Array, yb: Bound, outs: Sequence[Array], bounds: Sequence[Bound]) -> tuple[Array, Array, Bound]:
+    return np.concatenate(outs), y, sum_bounds(yb, yb)
+
+
+# --------------------------------------------------------------------------- channel permutation
+
+def _channel_perm(case: Case) -> Array:
+    """Output channels reversed within each group (weighted ops), or input channels reversed (pooling)."""
+    p, w = case.problem, case.inputs.w
+    if _weighted(p.op):
+        assert w is not None
+        groups = int(p.params.get("groups", 1))
+        og = w.shape[0] // groups
+        return np.concatenate([g * og + np.arange(og)[::-1] for g in range(groups)])
+    return np.arange(p.x_shape[1])[::-1]
+
+
+def _permuted(case: Case, seed: int) -> tuple[Case, ...]:
+    i, perm = case.inputs, _channel_perm(case)
+    if _weighted(case.problem.op):
+        assert i.w is not None
+        return (derive(case, w=i.w[perm].copy(), b=None if i.b is None else i.b[perm].copy()),)
+    return (derive(case, x=i.x[:, perm].copy()),)
+
+
+def _permutation_relate(case: Case, y: Array, yb: Bound, outs: Sequence[Array],
+                        bounds: Sequence[Bound]) -> tuple[Array, Array, Bound]:
+    perm = _channel_perm(case)
+    return outs[0], y[:, perm], sum_bounds(bounds[0], take_channels(yb, perm))
+
+
+def _permutation_explain(case: Case) -> list[str]:
+    return [f"y = {_fwd(case)}", f"perm = {_channel_perm(case).tolist()!r}",
+            "# permuting output channels of w (or input channels of a pool) must permute y's channels"]
+
+
+# --------------------------------------------------------------------------- linearity
+
+def _sums(name: str) -> Callable[[Case, int], tuple[Case, ...]]:
+    """f(a + b), f(a), f(b) in that order, for a = the case's ``name`` and b drawn from ``seed``; no bias."""
+
+    def transform(case: Case, seed: int) -> tuple[Case, ...]:
+        p = case.problem
+        base = getattr(case.inputs, name)
+        other = make_values(base.shape, "integers", p.dtype, np.random.default_rng(seed))
+        no_bias: dict[str, Any] = {"b": None} if _weighted(p.op) else {}
+        both = (base.astype(F64) + other.astype(F64)).astype(p.dtype)
+        return (derive(case, **{name: both}, **no_bias), derive(case, **{name: base}, **no_bias),
+                derive(case, **{name: other}, **no_bias))
+
+    return transform
+
+
+def _linearity_relate(case: Case, y: Array, yb: Bound, outs: Sequence[Array],
+                      bounds: Sequence[Bound]) -> tuple[Array, Array, Bound]:
+    both, first, second = outs
+    return both, first.astype(F64) + second.astype(F64), sum_bounds(bounds[1], bounds[2], bounds[0])
+
+
+def _linearity_explain(name: str) -> Callable[[Case], list[str]]:
+    return lambda case: [f"# f({name}1 + {name}2) must equal f({name}1) + f({name}2) (no bias)"]
+
+
+# --------------------------------------------------------------------------- monotone map (max pooling)
+
+def _mapped(case: Case, seed: int) -> tuple[Case, ...]:
+    return (derive(case, x=(case.inputs.x.astype(F64) * 2 + 1).astype(case.problem.dtype)),)
+
+
+def _monotone_relate(case: Case, y: Array, yb: Bound, outs: Sequence[Array],
+                     bounds: Sequence[Bound]) -> tuple[Array, Array, Bound]:
+    return outs[0], (y.astype(F64) * 2 + 1).astype(case.problem.dtype), exact_bound()
+
+
+# --------------------------------------------------------------------------- translation
+
+def _shifted(case: Case, seed: int) -> tuple[Case, ...] | None:
+    """The same call on x without its first stride of rows along the first spatial dim (no padding there)."""
+    p = case.problem
+    s = p.params["stride"][0]
+    lo, hi = p.params["padding"][0]
+    if lo or hi or p.params.get("ceil_mode"):
+        return None
+    shifted = derive(case, x=case.inputs.x[:, :, s:].copy())
+    try:
+        out = shifted.problem.output_shape()
+    except spec.SpecError:
+        return None
+    return (Case(shifted.problem, replace(shifted.inputs, dy=np.zeros(out, dtype=p.dtype))),)
+
+
+def _translation_relate(case: Case, y: Array, yb: Bound, outs: Sequence[Array],
+                        bounds: Sequence[Bound]) -> tuple[Array, Array, Bound]:
+    """Dropping one stride of input along the first spatial dim drops one output row."""
+    window = (slice(None), slice(None), slice(1, 1 + outs[0].shape[2]))
+    # A sub-slice's error norm is at most the whole slice's: yb's normwise part still applies to the window.
+    restricted = Bound(np.broadcast_to(yb.elementwise, y.shape)[window], yb.slice_axes, yb.normwise)
+    return outs[0], y[window], sum_bounds(restricted, bounds[0])
+
+
+def _translation_explain(case: Case) -> list[str]:
+    s = case.problem.params["stride"][0]
+    return [f"y = {_fwd(case)}", f"# the same call on x[:, :, {s}:] must equal y[:, :, 1:] (no padding on that dim)"]
+
+
+# --------------------------------------------------------------------------- equivalences with convolution
+
+def _as_1x1_conv(case: Case, seed: int) -> tuple[Case, ...]:
+    p, i = case.problem, case.inputs
+    assert i.w is not None
+    return (Case(Problem("conv", p.dtype, (*p.x_shape, 1), (*i.w.shape, 1), p.bias,
+                         {"stride": (1,), "padding": ((0, 0),), "dilation": (1,), "groups": 1}),
+                 replace(i, x=i.x[:, :, None].copy(), w=i.w[:, :, None].copy(), dy=i.dy[:, :, None].copy())),)
+
+
+def _1x1_relate(case: Case, y: Array, yb: Bound, outs: Sequence[Array],
+                bounds: Sequence[Bound]) -> tuple[Array, Array, Bound]:
+    cb = bounds[0]
+    conv_bound = Bound(cb.elementwise[:, :, 0], cb.slice_axes, cb.normwise)
+    return outs[0][:, :, 0], y, sum_bounds(yb, conv_bound)
+
+
+def _as_depthwise_conv(case: Case, seed: int) -> tuple[Case, ...] | None:
+    p, i = case.problem, case.inputs
+    params = p.params
+    if any(lo or hi for lo, hi in params["padding"]) or params["ceil_mode"]:
+        return None
+    channels = p.x_shape[1]
+    ones = np.ones((channels, 1, *params["kernel_size"]), dtype=p.dtype)
+    return (Case(Problem("conv", p.dtype, p.x_shape, ones.shape, False,
+                         {"stride": tuple(params["stride"]), "padding": params["padding"],
+                          "dilation": tuple(params["dilation"]), "groups": channels}),
+                 replace(i, w=ones, b=None)),)
+
+
+def _depthwise_relate(case: Case, y: Array, yb: Bound, outs: Sequence[Array],
+                      bounds: Sequence[Bound]) -> tuple[Array, Array, Bound]:
+    sums = outs[0].astype(F64) / math.prod(case.problem.params["kernel_size"])
+    return y, sums, sum_bounds(yb, bounds[0])
+
+
+# --------------------------------------------------------------------------- the registry of relations
+
+RELATIONS: tuple[Relation, ...] = (
+    Relation("batch-independence", lambda op, ctx: True, _per_sample, _batch_relate,
+             lambda case: [f"whole = {_fwd(case)}", "# compare whole[k:k+1] with the call on x[k:k+1]"]),
+    Relation("channel-permutation", lambda op, ctx: True, _permuted, _permutation_relate, _permutation_explain),
+    Relation("linearity-x", lambda op, ctx: op != "max_pool", _sums("x"), _linearity_relate, _linearity_explain("x")),
+    Relation("linearity-w", lambda op, ctx: _weighted(op), _sums("w"), _linearity_relate, _linearity_explain("w")),
+    Relation("monotone-map", lambda op, ctx: op == "max_pool", _mapped, _monotone_relate,
+             lambda case: [f"y = {_fwd(case)}", "# max_pool(2 x + 1) must equal 2 max_pool(x) + 1 exactly"]),
+    Relation("translation", lambda op, ctx: op != "linear", _shifted, _translation_relate, _translation_explain),
+    Relation("linear-as-1x1-conv",
+             lambda op, ctx: op == "linear" and ctx.has("conv_forward") and 1 in ctx.backend.capabilities.spatial_ranks,
+             _as_1x1_conv, _1x1_relate,
+             lambda case: ["# conv_forward(x[:, :, None], w[:, :, None], b, stride=(1,), padding=((0, 0),), "
+                           "dilation=(1,), groups=1)[:, :, 0] must equal linear_forward(x, w, b)"]),
+    Relation("avg-as-depthwise-conv",
+             lambda op, ctx: op == "avg_pool" and ctx.has("conv_forward") and ctx.backend.capabilities.groups,
+             _as_depthwise_conv, _depthwise_relate,
+             lambda case: ["# without padding, avg_pool(x) must equal depthwise conv(x, ones) / prod(kernel_size)"]),
+)
+RELATIONS_BY_NAME: dict[str, Relation] = {relation.name: relation for relation in RELATIONS}
+
+
+def relations(op: OpName, ctx: Context) -> list[Relation]:
+    """The relations that apply to ``op`` on this backend, in registry order."""
+    return [relation for relation in RELATIONS if relation.applies(op, ctx)]
+
+
+# --------------------------------------------------------------------------- the rule
 
 def _relation_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[tuple[Case, int]]:
     # Small integers keep sums of inputs exact, so relations need no rounding argument of their own.
     return st.tuples(cases(op, caps, dtype, kinds=("integers",)), st.integers(0, 5))
 
 
-def _fail_relation(relation: str, case: Case, lhs: np.ndarray[Any, Any], rhs: np.ndarray[Any, Any], bound: Bound,
-                   ctx: Context, lines: list[str]) -> None:
-    __tracebackhide__ = True
-    try:
-        compare("metamorphic", f"y[{relation}]", lhs, rhs, bound, case, ctx.snippet(case, lines))
-    except Violation as violation:
-        violation.summary = f"relation '{relation}' does not hold: {violation.summary}"
-        raise
-
-
 def check_metamorphic(ctx: Context, drawn: Any) -> None:
+    """One relation, chosen by the drawn integer among those that apply: the derived calls' results relate."""
+    __tracebackhide__ = True
     case, choice = drawn
-    p, i = case.problem, case.inputs
+    applicable = relations(case.problem.op, ctx)
+    relation = applicable[choice % len(applicable)]
     accuracy = ctx.backend.capabilities
-    fwd = p.op + "_forward"
-    relations = _relations(p.op, ctx)
-    relation = relations[choice % len(relations)]
     y = ctx.forward("metamorphic", case)
-    yb = forward_bound(case, accuracy)
-    if relation == "batch-independence":
-        if p.x_shape[0] < 2:
-            return
-        parts = [ctx.forward("metamorphic", derive(case, x=i.x[k:k + 1])) for k in range(p.x_shape[0])]
-        _fail_relation(relation, case, np.concatenate(parts), y, sum_bounds(yb, yb), ctx,
-                       [f"whole = {call_source(fwd, case)}", "# compare whole[k:k+1] with the call on x[k:k+1]"])
-    elif relation == "channel-permutation":
-        if p.op in ("conv", "linear"):
-            assert i.w is not None
-            groups = int(p.params.get("groups", 1))
-            og = i.w.shape[0] // groups
-            perm = np.concatenate([g * og + np.arange(og)[::-1] for g in range(groups)])
-            permuted = derive(case, w=i.w[perm].copy(), b=None if i.b is None else i.b[perm].copy())
-            expected = y[:, perm]
-        else:
-            perm = np.arange(p.x_shape[1])[::-1]
-            permuted = derive(case, x=i.x[:, perm].copy())
-            expected = y[:, perm]
-        bound = sum_bounds(forward_bound(permuted, accuracy), take_channels(yb, perm))
-        _fail_relation(relation, case, ctx.forward("metamorphic", permuted), expected, bound, ctx,
-                       [f"y = {call_source(fwd, case)}", f"perm = {perm.tolist()!r}",
-                        "# permuting output channels of w (or input channels of a pool) must permute y's channels"])
-    elif relation == "linearity-x" or relation == "linearity-w":
-        name = "x" if relation == "linearity-x" else "w"
-        base = getattr(i, name)
-        other = make_values(base.shape, "integers", p.dtype, np.random.default_rng(choice))
-        no_bias = {"b": None} if p.op in ("conv", "linear") else {}
-        c1, c2 = derive(case, **{name: base}, **no_bias), derive(case, **{name: other}, **no_bias)
-        c12 = derive(case, **{name: (base.astype(F64) + other.astype(F64)).astype(p.dtype)}, **no_bias)
-        lhs = ctx.forward("metamorphic", c12)
-        rhs = ctx.forward("metamorphic", c1).astype(F64) + ctx.forward("metamorphic", c2).astype(F64)
-        _fail_relation(relation, case, lhs, rhs, sum_bounds(*(forward_bound(c, accuracy) for c in (c1, c2, c12))), ctx,
-                       [f"# f({name}1 + {name}2) must equal f({name}1) + f({name}2) (no bias)"])
-    elif relation == "monotone-map":
-        mapped = derive(case, x=(i.x.astype(F64) * 2 + 1).astype(p.dtype))
-        _fail_relation(relation, case, ctx.forward("metamorphic", mapped), (y.astype(F64) * 2 + 1).astype(p.dtype),
-                       Bound(np.zeros(())), ctx, [f"y = {call_source(fwd, case)}",
-                                                  "# max_pool(2 x + 1) must equal 2 max_pool(x) + 1 exactly"])
-    elif relation == "translation":
-        _check_translation(ctx, case, y, yb)
-    elif relation == "linear-as-1x1-conv":
-        assert i.w is not None
-        conv_case = Case(Problem("conv", p.dtype, (*p.x_shape, 1), (*i.w.shape, 1), p.bias,
-                                 {"stride": (1,), "padding": ((0, 0),), "dilation": (1,), "groups": 1}),
-                         replace(i, x=i.x[:, :, None].copy(), w=i.w[:, :, None].copy(), dy=i.dy[:, :, None].copy()))
-        y_conv = ctx.forward("metamorphic", conv_case)[:, :, 0]
-        cb = forward_bound(conv_case, accuracy)
-        conv_bound = Bound(cb.elementwise[:, :, 0], cb.slice_axes, cb.normwise)
-        _fail_relation(relation, case, y_conv, y, sum_bounds(yb, conv_bound), ctx,
-                       ["# conv_forward(x[:, :, None], w[:, :, None], b, stride=(1,), padding=((0, 0),), dilation=(1,),"
-                        " groups=1)[:, :, 0] must equal linear_forward(x, w, b)"])
-    elif relation == "avg-as-depthwise-conv":
-        params = p.params
-        if any(lo or hi for lo, hi in params["padding"]) or params["ceil_mode"]:
-            return
-        channels = p.x_shape[1]
-        kernel = tuple(params["kernel_size"])
-        ones = np.ones((channels, 1, *kernel), dtype=p.dtype)
-        conv_case = Case(Problem("conv", p.dtype, p.x_shape, ones.shape, False,
-                                 {"stride": tuple(params["stride"]), "padding": params["padding"],
-                                  "dilation": tuple(params["dilation"]), "groups": channels}),
-                         replace(i, w=ones, b=None))
-        sums = ctx.forward("metamorphic", conv_case).astype(F64) / math.prod(kernel)
-        _fail_relation(relation, case, y, sums, sum_bounds(yb, forward_bound(conv_case, accuracy)), ctx,
-                       ["# without padding, avg_pool(x) must equal depthwise conv(x, ones) / prod(kernel_size)"])
-
-
-def _relations(op: OpName, ctx: Context) -> list[str]:
-    caps = ctx.backend.capabilities
-    common = ["batch-independence", "channel-permutation"]
-    if op == "conv":
-        return [*common, "linearity-x", "linearity-w", "translation"]
-    if op == "linear":
-        extra = ["linear-as-1x1-conv"] if ctx.has("conv_forward") and 1 in caps.spatial_ranks else []
-        return [*common, "linearity-x", "linearity-w", *extra]
-    if op == "avg_pool":
-        extra = ["avg-as-depthwise-conv"] if ctx.has("conv_forward") and caps.groups else []
-        return [*common, "linearity-x", "translation", *extra]
-    return [*common, "monotone-map", "translation"]
-
-
-def _check_translation(ctx: Context, case: Case, y: np.ndarray[Any, Any], yb: Bound) -> None:
-    """Dropping one stride of input along the first spatial dim drops one output row, away from padding."""
-    p, i = case.problem, case.inputs
-    s = p.params["stride"][0]
-    lo, hi = p.params["padding"][0]
-    if lo or hi or p.params.get("ceil_mode"):
+    derived = relation.transform(case, choice)
+    if derived is None:
         return
-    shifted = derive(case, x=i.x[:, :, s:].copy())
+    outs = [ctx.forward("metamorphic", c) for c in derived]
+    lhs, rhs, bound = relation.relate(case, y, forward_bound(case, accuracy), outs,
+                                      [forward_bound(c, accuracy) for c in derived])
     try:
-        shifted_problem = shifted.problem
-        out = shifted_problem.output_shape()
-    except spec.SpecError:
-        return
-    shifted = Case(shifted_problem, replace(shifted.inputs, dy=np.zeros(out, dtype=p.dtype)))
-    y_shift = ctx.forward("metamorphic", shifted)
-    window = (slice(None), slice(None), slice(1, 1 + out[2]))
-    # A sub-slice's error norm is at most the whole slice's: yb's normwise part still applies to the window.
-    restricted = Bound(np.broadcast_to(yb.elementwise, y.shape)[window], yb.slice_axes, yb.normwise)
-    bound = sum_bounds(restricted, forward_bound(shifted, ctx.backend.capabilities))
-    _fail_relation("translation", case, y_shift, y[window], bound, ctx,
-                   [f"y = {call_source(p.op + '_forward', case)}",
-                    f"# the same call on x[:, :, {s}:] must equal y[:, :, 1:] (no padding on that dim)"])
+        compare("metamorphic", f"y[{relation.name}]", lhs, rhs, bound, case,
+                ctx.snippet(case, relation.explain(case)))
+    except Violation as violation:
+        violation.summary = f"relation '{relation.name}' does not hold: {violation.summary}"
+        raise
 
 
 METAMORPHIC = rule("metamorphic", "linearity, batch independence, translation, permutation, equivalences", ALL_OPS,
