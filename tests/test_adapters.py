@@ -549,7 +549,7 @@ def test_translation_helpers_examples() -> None:
 
     from conformance.backends import _translate
 
-    result = doctest.testmod(_translate, optionflags=doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testmod(_translate, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
     assert result.attempted >= 10 and result.failed == 0, f"{result}, but should have no failures"
 
 
@@ -609,3 +609,24 @@ def test_new_operations_match_reference(adapter: tuple[str, ModuleType], case: N
     for i, (got, want) in enumerate(zip(grads if isinstance(grads, tuple) else (grads,),
                                         wanted if isinstance(wanted, tuple) else (wanted,))):
         assert_close(got, want, dtype, f"{backward} output {i}, {context}")
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
+def test_invalid_transpose_parameters_are_rejected(adapter: tuple[str, ModuleType]) -> None:
+    """output_padding >= max(stride, dilation), negative padding and stride 0 raise a real error, not a decline.
+
+    PyTorch and ONNX Runtime check them themselves; JAX and TensorFlow have no output_padding or transposed
+    padding of their own, so their adapters check those two (naming the parameter) and leave stride 0 to them.
+    """
+    name, backend = adapter
+    if not hasattr(backend, "conv_transpose_forward"):
+        return
+    dtype = CHECK_DTYPE[name]
+    x, w = np.ones((1, 2, 3), dtype=dtype), np.ones((2, 3, 2), dtype=dtype)
+    valid = _transpose((2,), ((0, 0),), (1,), (1,))
+    for change in ({"output_padding": (2,)}, {"padding": ((-1, 0),)}, {"stride": (0,)}):
+        with pytest.raises(Exception) as error:
+            backend.conv_transpose_forward(x, w, None, **{**valid, **change})
+        assert not isinstance(error.value, (ZeroDivisionError, KeyError, IndexError, AttributeError, TypeError,
+                                            spec.UnsupportedError)) or "dilations must be positive" in str(error.value), (
+            f"{name} raised {type(error.value).__name__}: {error.value} for {change}, but should reject it")

@@ -114,6 +114,37 @@ def has_empty_window(
     return False
 
 
+def check_transpose_params(padding: Padding, output_padding: Sequence[int], stride: Sequence[int],
+                           dilation: Sequence[int], framework: str) -> None:
+    """Reject negative padding and ``output_padding`` outside ``[0, max(s, d))`` for a framework without them.
+
+    JAX and TensorFlow have no transposed-convolution padding or output_padding of
+    the protocol's kind: the adapters express them as the padding of another
+    convolution, a crop or an output shape, which accept values the protocol
+    forbids. Without this check the suite would report the adapter's translation
+    as the framework's acceptance. Invalid strides and dilations are left for the
+    framework to reject.
+
+    >>> check_transpose_params(((1, 0),), (1,), (2,), (1,), "JAX")
+    >>> check_transpose_params(((1, 0),), (2,), (2,), (1,), "JAX")
+    Traceback (most recent call last):
+    ...
+    spec.errors.SpecError: output_padding[0]=2 is invalid: must be in [0, max(stride, dilation)) = [0, 2) (JAX has no ...
+    >>> check_transpose_params(((0, -1),), (0,), (1,), (1,), "TensorFlow")
+    Traceback (most recent call last):
+    ...
+    spec.errors.SpecError: padding[0]=(0, -1) is invalid: must not be negative (TensorFlow's transposed ...
+    """
+    for i, (lo, hi) in enumerate(padding):
+        if min(lo, hi) < 0:
+            raise spec.SpecError(f"padding[{i}]", (lo, hi), f"must not be negative ({framework}'s transposed "
+                                 "convolution has no such padding: the adapter checks it)")
+    for i, (e, s, d) in enumerate(zip(output_padding, stride, dilation)):
+        if min(s, d) >= 1 and not 0 <= e < max(s, d):
+            raise spec.SpecError(f"output_padding[{i}]", e, f"must be in [0, max(stride, dilation)) = [0, {max(s, d)}) "
+                                 f"({framework} has no output_padding: the adapter checks it)")
+
+
 def is_symmetric(padding: Padding) -> bool:
     """True when every dim pads the same amount before and after."""
     return all(lo == hi for lo, hi in padding)

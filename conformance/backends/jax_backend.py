@@ -28,6 +28,9 @@ Translation rules:
   ``d·(k − 1) − before`` / ``d·(k − 1) − after + output_padding`` (negative
   values crop, as XLA does): the formulation of ``lax.conv_transpose``, with
   groups (``feature_group_count``), which ``lax.conv_transpose`` lacks.
+  JAX has no ``output_padding`` (it is padding here, which takes any value),
+  so the adapter rejects one outside ``[0, max(s, d))`` itself, and negative
+  padding (which would become more padding of the convolution it runs).
 * **Adaptive pooling**: JAX has none. Global pooling (output size 1) is
   ``jnp.mean`` / ``jnp.max`` over the spatial axes, as JAX models write it;
   any other output size is declined by ``supports``.
@@ -55,7 +58,14 @@ import numpy as np
 from jax import lax
 
 import spec
-from conformance.backends._translate import as_padding, ceil_overhang, framework_limits, fresh, spec_pool_slices
+from conformance.backends._translate import (
+    as_padding,
+    ceil_overhang,
+    check_transpose_params,
+    framework_limits,
+    fresh,
+    spec_pool_slices,
+)
 from conformance.cache import cache_dir
 from spec import Array, Padding
 
@@ -172,6 +182,8 @@ def _transposed_kernel(w: jax.Array, groups: int) -> jax.Array:
     """(C_in, C_out/g, *K) -> (C_out, C_in/g, *K), flipped: the kernel of the equivalent forward convolution."""
     c_in, og = w.shape[:2]
     kernel = w.shape[2:]
+    if groups < 1 or c_in % groups:
+        return w  # invalid groups: conv_general_dilated rejects them itself
     wg = w.reshape(groups, c_in // groups, og, *kernel)
     wg = jnp.swapaxes(wg, 1, 2).reshape(groups * og, c_in // groups, *kernel)
     return jnp.flip(wg, axis=tuple(range(2, w.ndim)))
@@ -393,6 +405,7 @@ def conv_transpose_forward(
     stride: tuple[int, ...], padding: Padding, output_padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
 ) -> Array:
     """``lax.conv_general_dilated`` with ``lhs_dilation`` and the flipped kernel, plus a broadcast bias."""
+    check_transpose_params(as_padding(padding), output_padding, stride, dilation, "JAX")
     y = _conv_transpose_forward(
         x, w, b, stride=tuple(stride), padding=as_padding(padding), output_padding=tuple(output_padding),
         dilation=tuple(dilation), groups=groups,
@@ -405,6 +418,7 @@ def conv_transpose_backward(
     stride: tuple[int, ...], padding: Padding, output_padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
 ) -> tuple[Array, Array, Array]:
     """``jax.vjp`` of the transposed convolution with a zero bias."""
+    check_transpose_params(as_padding(padding), output_padding, stride, dilation, "JAX")
     dx, dw, db = _conv_transpose_backward(
         x, w, dy, stride=tuple(stride), padding=as_padding(padding), output_padding=tuple(output_padding),
         dilation=tuple(dilation), groups=groups,

@@ -27,7 +27,9 @@ Translation rules:
   it by the output positions ``output_padding`` adds beyond the after-padding;
   the protocol's padding is then cropped from the result. TensorFlow has no
   groups, dilation only outside float64 (no float64 dilated CPU kernel), and an
-  ``output_shape`` at most ``stride − 1`` beyond the full scatter.
+  ``output_shape`` at most ``stride − 1`` beyond the full scatter. It has no
+  ``output_padding`` either, so the adapter rejects one outside
+  ``[0, max(s, d))`` itself, and negative padding (which it would crop with).
 * **Max-pool indices** are ``tf.nn.max_pool_with_argmax`` (2-D; 1-D as 2-D of
   height 1), whose index ``(y·W + x)·C + c`` becomes the plane index
   ``y·W + x``; padding other than SAME is explicit -inf (indices re-counted in
@@ -57,6 +59,7 @@ import spec  # noqa: E402
 from conformance.backends._translate import (  # noqa: E402
     as_padding,
     ceil_overhang,
+    check_transpose_params,
     crop_slices,
     fresh,
     has_empty_window,
@@ -178,7 +181,7 @@ def _global_only(output_size: tuple[int, ...]) -> str | None:
 
 def _transpose_extension(padding: Padding, output_padding: tuple[int, ...]) -> tuple[int, ...]:
     """Per dim, the output positions beyond the full scatter: output_padding not absorbed by the after-padding."""
-    return tuple(max(0, e - hi) for (_, hi), e in zip(padding, output_padding))
+    return tuple(max(0, e - max(hi, 0)) for (_, hi), e in zip(padding, output_padding))
 
 
 def _conv_transpose_limit(spatial: tuple[int, ...], kernel: tuple[int, ...], p: dict[str, Any], dtype: str,
@@ -189,7 +192,7 @@ def _conv_transpose_limit(spatial: tuple[int, ...], kernel: tuple[int, ...], p: 
     if any(d > 1 for d in dilation) and dtype == "float64":
         return f"TensorFlow has no float64 CPU kernel for a dilated transposed convolution (dilation={dilation})"
     extension = _transpose_extension(as_padding(p["padding"]), tuple(p["output_padding"]))
-    if any(a >= s for a, s in zip(extension, stride)):
+    if any(1 <= s <= a for a, s in zip(extension, stride)):
         return ("TensorFlow's output_shape may extend the full transposed convolution by at most stride - 1 "
                 f"(output_padding={tuple(p['output_padding'])} beyond padding={as_padding(p['padding'])})")
     return None
@@ -429,6 +432,7 @@ def _conv_transpose(
     if ndim not in ops:
         raise spec.SpecError("x.ndim", ndim + 2, "must be 3, 4 or 5 (N, C and 1 to 3 spatial dims)")
     spatial, kernel = tuple(x.shape[2:]), tuple(w.shape[2:])
+    check_transpose_params(as_padding(padding), output_padding, stride, dilation, "TensorFlow")
     limit = _conv_transpose_limit(spatial, kernel, {"stride": stride, "padding": padding, "dilation": dilation,
                                                     "groups": groups, "output_padding": output_padding}, dtype)
     if limit is not None:
