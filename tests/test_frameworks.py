@@ -13,14 +13,17 @@ ONNX Runtime (forward only) runs one ci seed; TensorFlow is exercised by ``convs
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from types import ModuleType
 
 import numpy as np
 import pytest
 from hypothesis import strategies as st
 
+import reference
 from conformance.context import derive
 from conformance.invoke import Caller
 from conformance.loader import LoadedBackend, load_backend
@@ -270,3 +273,87 @@ def test_known_divergence_is_reported_precisely(divergence: Divergence) -> None:
     assert found, f"{divergence.id} ({divergence.description}) was not reproduced by {rule_id} on {op} {dtype}"
     assert re.search(divergence.message, _summary(found[0])), failure_text(found[0])
     assert "reproduce with:" in failure_text(found[0])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The new operations' divergences (docs/findings.md), each reproduced directly by one call through its adapter.
+# Cheap by design: a whole-profile run per operation would not fit CI's budget.
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _adapter(framework: str) -> ModuleType:
+    for module in {"onnxruntime": ("onnxruntime", "onnx")}.get(framework, (framework,)):
+        pytest.importorskip(module)
+    return importlib.import_module(f"conformance.backends.{framework}_backend")
+
+
+_NAN = float("nan")
+_GLOBAL: dict[str, tuple[int, ...]] = {"output_size": (1,)}
+_PAIRS: dict[str, object] = {"kernel_size": (2,), "stride": (2,), "padding": ((0, 0),), "dilation": (1,),
+                             "ceil_mode": False}
+
+
+def test_T11_torch_indices_of_an_empty_window_point_outside_the_plane() -> None:
+    torch_backend = _adapter("torch")
+    x = np.array([[[7.0]]])
+    params = {"kernel_size": (2,), "stride": (1,), "padding": ((1, 1),), "dilation": (2,), "ceil_mode": False}
+    assert reference.max_pool_indices(x, **params).tolist() == [[[-1]]]
+    got = torch_backend.max_pool_indices(x, **params).tolist()
+    assert got == [[[1]]], f"indices={got}: T11 (index 1 of a one-element plane) no longer reproduces"
+
+
+def test_J10_jax_grouped_transposed_convolution_leaks_nan_into_other_groups() -> None:
+    jax_backend = _adapter("jax")
+    x, w = np.ones((1, 2, 3)), np.ones((2, 1, 2))
+    x[0, 0, 1] = _NAN
+    params = {"stride": (1,), "padding": ((0, 0),), "output_padding": (0,), "dilation": (1,), "groups": 2}
+    assert reference.conv_transpose_forward(x, w, None, **params)[0, 1].tolist() == [1, 2, 2, 1]
+    got = jax_backend.conv_transpose_forward(x, w, None, **params)[0, 1]
+    assert np.isnan(got[1:3]).all(), f"channel 1={got.tolist()}: J10 no longer reproduces for conv_transpose"
+
+
+@pytest.mark.parametrize("framework", ["jax", "tensorflow"])
+def test_J11_F7_global_max_pool_gradient_is_split_between_ties(framework: str) -> None:
+    backend = _adapter(framework)
+    x, dy = np.array([[[1.0, 3.0, 3.0, 2.0]]]), np.ones((1, 1, 1))
+    assert reference.adaptive_max_pool_backward(x, dy, **_GLOBAL).tolist() == [[[0, 1, 0, 0]]]
+    got = backend.adaptive_max_pool_backward(x, dy, **_GLOBAL).tolist()
+    assert got == [[[0, 0.5, 0.5, 0]]], f"dx={got}: {'J11' if framework == 'jax' else 'F7'} no longer reproduces"
+
+
+@pytest.mark.parametrize("framework", ["tensorflow", "onnxruntime"])
+def test_F8_O13_argmax_pooling_ignores_nan(framework: str) -> None:
+    backend = _adapter(framework)
+    dtype = np.float32 if framework == "onnxruntime" else np.float64
+    x = np.array([[[1.0, _NAN, 3.0, _NAN]]], dtype=dtype)
+    assert reference.max_pool_indices(x, **_PAIRS).tolist() == [[[1, 3]]]
+    got = backend.max_pool_indices(x, **_PAIRS).tolist()
+    assert got == [[[0, 2]]], f"indices={got}: {'F8' if framework == 'tensorflow' else 'O13'} no longer reproduces"
+
+
+def test_F9_tensorflow_argmax_pooling_rejects_an_empty_batch() -> None:
+    tensorflow_backend = _adapter("tensorflow")
+    x = np.zeros((0, 2, 4))
+    assert reference.max_pool_indices(x, **_PAIRS).shape == (0, 2, 2)
+    with pytest.raises(Exception, match="must not be empty"):
+        tensorflow_backend.max_pool_indices(x, **_PAIRS)
+
+
+def test_O10_onnxruntime_conv_transpose_limits_output_padding_by_the_stride_alone() -> None:
+    ort_backend = _adapter("onnxruntime")
+    x, w = np.ones((1, 1, 3), dtype=np.float32), np.ones((1, 1, 2), dtype=np.float32)
+    params = {"stride": (1,), "padding": ((0, 0),), "output_padding": (1,), "dilation": (2,), "groups": 1}
+    assert reference.conv_transpose_forward(x, w, None, **params).tolist() == [[[1, 1, 2, 1, 1, 0]]]
+    with pytest.raises(Exception, match="may be too large for stride"):
+        ort_backend.conv_transpose_forward(x, w, None, **params)
+
+
+@pytest.mark.parametrize(("values", "expected"), [([1.0, _NAN, 3.0], 3.0), ([-np.inf, -np.inf], -3.4028235e38)],
+                         ids=["O11-nan", "O12-minus-inf"])
+def test_O11_O12_onnxruntime_global_max_pool_drops_nan_and_minus_inf(values: list[float], expected: float) -> None:
+    ort_backend = _adapter("onnxruntime")
+    x = np.array([[values]], dtype=np.float32)
+    want = reference.adaptive_max_pool_forward(x, **_GLOBAL)[0, 0, 0]
+    assert np.isnan(want) or want == -np.inf
+    got = float(ort_backend.adaptive_max_pool_forward(x, **_GLOBAL)[0, 0, 0])
+    assert got == np.float32(expected), f"y={got}: the divergence no longer reproduces"
