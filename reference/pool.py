@@ -23,14 +23,16 @@ a 3-D U-Net against PyTorch's CPU kernels; docs/performance.md has the tables):
   plane instead of H * W strided passes over single elements; an average pool whose
   windows tile the input (stride == kernel, no padding) writes its backward's shares
   in one broadcast through the window view.
-* Max-pool backward finds each window's maximum and routes by equality with it,
-  offset by offset in row-major order with a "not yet routed" mask, so that a tie
-  goes to the first maximum. Without a NaN or a -inf maximum (then the general,
-  strided element-rule path runs) it works on x split by stride phase, where every
-  offset's reads are contiguous (:func:`reference.windows.split_phases`; 10-20%
-  faster on the large layers). Masked stores (``np.copyto(where=)``,
-  ``np.add(where=)``), ``np.add.at`` and a ``np.bincount`` scatter by flat argmax
-  index were tried: each is 3-10x slower per element than an unmasked pass.
+* Max-pool backward is where PyTorch is fastest: its forward saves each window's argmax and
+  its backward only scatters. The protocol's backward is given x alone, so it finds the
+  indices again in one pass per kernel offset (a running maximum replaced only by strictly
+  greater elements, which ends at the first maximum) and scatters dy with one
+  ``np.bincount`` over flat indices (:func:`_max_gradient_by_index`). Where windows overlap
+  with a stride > 1, the offsets read x split by stride phase, contiguous
+  (:func:`reference.windows.offset_reads`). A NaN or -inf maximum (or an empty window) falls
+  back to the general path, which routes by equality with the element rule's selected value
+  offset by offset. Masked stores (``np.copyto(where=)``, ``np.where``) were measured 3-10x
+  slower per element than the byte arithmetic the index loop uses instead.
 """
 
 from __future__ import annotations
@@ -47,13 +49,12 @@ from reference.conv import compute_dtype
 from reference.windows import (
     WindowGrid,
     covers_input,
-    merge_phases,
-    phase_slices,
-    split_phases,
+    offset_reads,
     tiles_input,
     window_counts,
     window_grid,
     window_view,
+    windows_overlap,
 )
 from spec import Array, Padding
 
@@ -91,7 +92,9 @@ def by_plane_blocks(
     n, c = out_shape[:2]
     flat = [a.reshape(n * c, 1, *a.shape[2:]) for a in arrays]
     out = np.empty((n * c, 1, *out_shape[2:]), dtype=dtype)
-    plane_bytes = max(1, *(math.prod(shape[2:]) * np.dtype(dtype).itemsize for shape in (out_shape, *(a.shape for a in arrays))))
+    plane_bytes = max(
+        1, math.prod(out_shape[2:]) * np.dtype(dtype).itemsize, *(math.prod(a.shape[2:]) * a.itemsize for a in arrays)
+    )
     step = max(1, (CACHE_BLOCK_BYTES if block_bytes is None else block_bytes) // plane_bytes)
     for start in range(0, n * c, step):
         block = slice(start, start + step)
@@ -102,9 +105,9 @@ def by_plane_blocks(
 def _window_max(y: NDArray[Any], x: NDArray[Any], grid: WindowGrid) -> None:
     """y = window maxima, NaN-propagating; -inf for a window holding no real element (padding is -inf)."""
     y.fill(-np.inf)
-    for out_slices, in_slices in grid.inside_slices:
+    for out_slices, window in offset_reads(x, grid, -np.inf):
         region = y[_LEAD + out_slices]
-        np.maximum(region, x[_LEAD + in_slices], out=region)
+        np.maximum(region, window, out=region)
 
 
 def _selected_values(x: Array, grid: WindowGrid) -> NDArray[Any]:
@@ -150,31 +153,76 @@ def _route_max_gradient(dx: NDArray[Any], x: NDArray[Any], dy: NDArray[Any], gri
         dx[_LEAD + in_slices] += dy[at] * hit if finite_dy else np.where(hit, dy[at], 0)
 
 
-def _route_max_gradient_by_phase(dx: NDArray[Any], x: NDArray[Any], dy: NDArray[Any], grid: WindowGrid) -> None:
-    """:func:`_route_max_gradient` with contiguous passes, for inputs without NaN (the common case).
+def _first_max_offsets(
+    index: NDArray[Any], x: NDArray[Any], grid: WindowGrid, trouble: list[bool],
+) -> None:
+    """index = the row-major kernel offset of each window's first maximum, for inputs without NaN.
 
-    The same routing by equality with the window maximum, on x split by stride phase
-    (every offset's reads contiguous: about twice as fast as strided passes). Falls
-    back to the general path when a NaN is in x or a window's maximum is -inf (empty,
-    or only real -inf, which would tie with the -inf padding).
+    A running maximum that is replaced only by a strictly greater element ends at the first
+    maximum; the offset it was last replaced at is that element's. Offsets only grow through
+    the loop, so the index is a running ``maximum`` of ``offset * replaced`` (byte arithmetic
+    on the boolean mask, where a masked store would cost 3-10x more per element). Appends to
+    ``trouble`` when a window's maximum is NaN or -inf (a NaN, an empty window, or only real
+    -inf elements, which would tie with the -inf padding): the general path handles those.
     """
-    phases = split_phases(x, grid, -np.inf)
-    slices = phase_slices(grid)
-    y = phases[_LEAD + slices[0]].copy()
-    for index in slices[1:]:
-        np.maximum(y, phases[_LEAD + index], out=y)
-    if not y.min() > -np.inf:  # NaN (min is then NaN) or -inf
-        _route_max_gradient(dx, x, dy, grid)
-        return
-    finite_dy = bool(np.isfinite(dy).all())
-    routed = np.zeros(y.shape, dtype=bool)
-    dphases = np.zeros(phases.shape, dtype=dx.dtype)
-    for index in slices:  # row-major window order: the first hit wins
-        hit = phases[_LEAD + index] == y
-        np.greater(hit, routed, out=hit)
-        routed |= hit
-        dphases[_LEAD + index] += dy * hit if finite_dy else np.where(hit, dy, 0)
-    merge_phases(dx, dphases, grid)
+    best = np.full(index.shape, -np.inf, dtype=x.dtype)
+    replaced = np.empty(index.shape, dtype=bool)
+    step = np.empty(index.shape, dtype=index.dtype)
+    bytes_ = index.dtype == np.uint8
+    index.fill(0)
+    for offset, (out_slices, window) in enumerate(offset_reads(x, grid, -np.inf)):
+        if offset == 0 and window.shape == best.shape:  # every window starts here: nothing to compare yet
+            best[...] = window
+            continue
+        at = _LEAD + out_slices
+        running, gt, s = best[at], replaced[at], step[at]
+        np.greater(window, running, out=gt)
+        np.maximum(running, window, out=running)
+        np.multiply(gt.view(np.uint8) if bytes_ else gt, index.dtype.type(offset), out=s)
+        np.maximum(index[at], s, out=index[at])
+    if not best.min() > -np.inf:  # NaN (min is then NaN) or -inf
+        trouble.append(True)
+
+
+def _flat_positions(x_shape: tuple[int, ...], grid: WindowGrid) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Flat indices into a C-contiguous x: of each window's first element (an (N, C, *out) broadcast,
+    negative where the window starts in padding), and each kernel offset's shift from it."""
+    n, c, *spatial = x_shape
+    strides = [math.prod(spatial[d + 1:]) for d in range(len(spatial))]
+    shift = np.array(
+        [sum(j * d * st for j, d, st in zip(offset, grid.dilation, strides)) for offset in grid.offsets],
+        dtype=np.int64,
+    )
+    start = (np.arange(n * c, dtype=np.int64) * math.prod(spatial)).reshape(n, c, *(1,) * len(spatial))
+    for axis, (o, s, lo, st) in enumerate(zip(grid.out_spatial, grid.stride, grid.pad_before, strides)):
+        start = start + ((np.arange(o, dtype=np.int64) * s - lo) * st).reshape((o,) + (1,) * (len(spatial) - axis - 1))
+    return start, shift
+
+
+def _max_gradient_by_index(x: NDArray[Any], dy: NDArray[Any], grid: WindowGrid) -> NDArray[Any] | None:
+    """dx by each window's first-maximum index and one scatter; None when x needs the general path.
+
+    PyTorch saves these indices in its forward; the protocol's backward is given only x, so it
+    finds them again (the same passes as the forward, plus a comparison) and then scatters dy
+    with one ``np.bincount`` over flat indices. Summing in reverse output order adds each
+    element's gradients in row-major offset order, as :func:`_route_max_gradient` does, so both
+    paths give bitwise the same dx.
+    """
+    x = np.ascontiguousarray(x)
+    trouble: list[bool] = []
+    index_dtype = np.dtype(np.uint8) if len(grid.offsets) <= 256 else np.dtype(np.int32)
+    out_shape = (*x.shape[:2], *grid.out_spatial)
+    index = by_plane_blocks(lambda ib, xb: _first_max_offsets(ib, xb, grid, trouble), out_shape, index_dtype, x)
+    if trouble:
+        return None
+    start, shift = _flat_positions(x.shape, grid)
+    # Reversing every axis reverses the flat order; with disjoint windows an element gets at most
+    # one gradient, so the order does not matter and the copies are saved.
+    order = (slice(None, None, -1),) * index.ndim if windows_overlap(grid) else ()
+    flat = shift.take(index[order])
+    flat += start[order]
+    dx = np.bincount(flat.reshape(-1), dy[order].reshape(-1), minlength=x.size)
+    return dx.reshape(x.shape)
 
 
 def max_pool_forward(
@@ -193,9 +241,11 @@ def max_pool_backward(
     """dx: each dy element added to the first real maximum of its window (accumulated over windows)."""
     out_shape, grid = _pool_grid(x, kernel_size, stride, padding, dilation, ceil_mode)
     spec.check_dy(dy, out_shape, x.dtype)
-    dx = by_plane_blocks(
-        lambda dxb, xb, dyb: _route_max_gradient_by_phase(dxb, xb, dyb, grid), x.shape, compute_dtype(x.dtype), x, dy,
-    )
+    dx = _max_gradient_by_index(x, dy, grid)
+    if dx is None:
+        dx = by_plane_blocks(
+            lambda dxb, xb, dyb: _route_max_gradient(dxb, xb, dyb, grid), x.shape, compute_dtype(x.dtype), x, dy,
+        )
     return np.ascontiguousarray(dx, dtype=x.dtype)
 
 

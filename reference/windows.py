@@ -162,16 +162,8 @@ def window_view(xp: NDArray[Any], grid: WindowGrid, *, writeable: bool = False) 
     return view[(slice(None), slice(None)) + starts + taps]
 
 
-def crop(xp: NDArray[Any], grid: WindowGrid) -> NDArray[Any]:
-    """The inverse of :func:`pad`: the region of the padded array holding the input."""
-    index = (slice(None), slice(None)) + tuple(slice(lo, lo + n) for lo, n in zip(grid.pad_before, grid.spatial))
-    return xp[index]
 
 
-def zeros_padded(shape: tuple[int, ...], grid: WindowGrid, dtype: np.dtype[Any]) -> NDArray[Any]:
-    """A zero array shaped like ``pad(x)`` for an ``x`` of ``shape``: where gradients accumulate."""
-    padded = tuple(lo + n + hi for lo, n, hi in zip(grid.pad_before, grid.spatial, grid.pad_after))
-    return np.zeros((*shape[:2], *padded), dtype=dtype)
 
 
 def _outer_product(per_dim: list[NDArray[Any]]) -> NDArray[Any]:
@@ -184,12 +176,6 @@ def _outer_product(per_dim: list[NDArray[Any]]) -> NDArray[Any]:
     return result
 
 
-def inside_mask(grid: WindowGrid, offset: tuple[int, ...]) -> NDArray[np.bool_]:
-    """For one kernel offset, which windows read a real input element (not padding)."""
-    per_dim = [
-        (pos[:, j] >= 0) & (pos[:, j] < n) for pos, j, n in zip(grid.positions, offset, grid.spatial)
-    ]
-    return _outer_product(per_dim).astype(bool)
 
 
 def window_counts(grid: WindowGrid, *, include_padding: bool, padding: Padding) -> NDArray[np.float64]:
@@ -227,7 +213,7 @@ def tiles_input(grid: WindowGrid) -> bool:
 # o: a slice with step s, which NumPy walks element by element, about 3x slower than a
 # contiguous pass even from cache. Regrouped by phase (index mod s), each of those slices
 # is contiguous: with (q, p) = divmod(j * d, s) the reads are phases[..., p, q:q + out].
-# Worth one strided copy in (and one out for a gradient) when many passes follow.
+# Worth one strided copy when windows overlap, so that each element is read at several offsets.
 
 
 def phase_shape(grid: WindowGrid) -> tuple[int, ...]:
@@ -277,13 +263,6 @@ def split_phases(x: NDArray[Any], grid: WindowGrid, fill: float) -> NDArray[Any]
     return phases
 
 
-def merge_phases(out: NDArray[Any], phases: NDArray[Any], grid: WindowGrid) -> None:
-    """The inverse of :func:`split_phases`: ``out`` (N, C, *spatial) = the real elements of ``phases``."""
-    if _is_identity(grid):
-        out[...] = phases.reshape(out.shape)
-        return
-    for source, target in _phase_copies(grid):
-        out[_LEAD + target] = phases[_LEAD + source]
 
 
 def phase_slices(grid: WindowGrid) -> tuple[tuple[int | slice, ...], ...]:
@@ -299,6 +278,32 @@ def phase_slices(grid: WindowGrid) -> tuple[tuple[int | slice, ...], ...]:
         phase: tuple[int | slice, ...] = tuple(p for _, p in reads)
         result.append(phase + tuple(slice(q, q + o) for (q, _), o in zip(reads, grid.out_spatial)))
     return tuple(result)
+
+
+def windows_overlap(grid: WindowGrid) -> bool:
+    """Whether some input element lies in more than one window (a stride shorter than the dilated kernel)."""
+    return any(s < d * (k - 1) + 1 for k, s, d in zip(grid.kernel_size, grid.stride, grid.dilation))
+
+
+def offset_reads(x: NDArray[Any], grid: WindowGrid, fill: float) -> list[tuple[tuple[slice, ...], NDArray[Any]]]:
+    """Per kernel offset (row-major): an output region and what its windows read there (same shape).
+
+    Reading padding as ``fill`` or not at all must not matter to the caller (max pooling: -inf).
+    When windows overlap with a stride > 1, every element is read at several offsets through
+    step-``s`` slices, about 3x slower per element than contiguous ones: x is then split by
+    stride phase once (one copy) and each offset reads a contiguous block for every output.
+    Otherwise each offset reads the strided slice of x itself (:attr:`WindowGrid.inside_slices`,
+    no copy: a copy would be read only once).
+
+    >>> g = window_grid((5,), kernel_size=(3,), stride=(2,), padding=((1, 1),), dilation=(1,), out_spatial=(3,))
+    >>> [a[0, 0].tolist() for _, a in offset_reads(np.arange(5.0).reshape(1, 1, 5), g, -9.0)]   # every output
+    [[-9.0, 1.0, 3.0], [0.0, 2.0, 4.0], [1.0, 3.0, -9.0]]
+    """
+    if windows_overlap(grid) and any(s > 1 for s in grid.stride):
+        phases = split_phases(x, grid, fill)
+        everything = (slice(None),) * len(grid.spatial)
+        return [(everything, phases[_LEAD + index]) for index in phase_slices(grid)]
+    return [(out_slices, x[_LEAD + in_slices]) for out_slices, in_slices in grid.inside_slices]
 
 
 def covers_input(grid: WindowGrid) -> bool:

@@ -463,9 +463,10 @@ def test_cache_blocks_change_no_result(case: PoolCase, special: str) -> None:
 
 
 @settings(max_examples=60, deadline=None, database=None)
-@given(pool_cases(min_batch=1), st.sampled_from(["ties", "nan", "-inf", "+inf dy"]))
-def test_max_backward_by_phase_matches_the_general_path(case: PoolCase, special: str) -> None:
-    """The contiguous phase path (and its fallback on NaN / -inf) against the strided element-rule path."""
+@given(pool_cases(min_batch=1), st.sampled_from(["ties", "nan", "-inf", "+inf dy", "normal dy"]))
+def test_max_backward_by_index_matches_the_general_path(case: PoolCase, special: str) -> None:
+    """The index-and-scatter path against the strided element-rule path: bitwise the same dx (the
+    same summation order, also for non-integer dy), and no answer where x needs the general path."""
     x = case.x.copy()
     dy = dy_for(loop_out_shape(x, case.params))
     if special == "nan":
@@ -474,27 +475,37 @@ def test_max_backward_by_phase_matches_the_general_path(case: PoolCase, special:
         x.reshape(-1)[::2] = -np.inf
     elif special == "+inf dy":
         dy.reshape(-1)[::3] = np.inf
+    elif special == "normal dy":
+        dy = np.random.default_rng(1).standard_normal(dy.shape)
     grid = _grid_of(case)
-    fast, general = np.empty_like(x), np.empty_like(x)
-    pool_module._route_max_gradient_by_phase(fast, x, dy, grid)
+    general = np.empty_like(x)
     pool_module._route_max_gradient(general, x, dy, grid)
+    fast = pool_module._max_gradient_by_index(x, dy, grid)
+    y = reference.max_pool_forward(x, **case.params.max_pool_kwargs())
+    if y.size and not y.min() > -np.inf:  # a NaN or -inf maximum: the general path's job
+        assert fast is None, case.snippet("max_pool_backward")
+        return
+    assert fast is not None, case.snippet("max_pool_backward")
     assert_same(fast, general, "dx", case.snippet("max_pool_backward"))
-    assert_same(fast, loop_max_pool_backward(x, dy, case.params), "dx", case.snippet("max_pool_backward"))
+    if special != "normal dy":
+        assert_same(fast, loop_max_pool_backward(x, dy, case.params), "dx", case.snippet("max_pool_backward"))
 
 
 @settings(max_examples=40, deadline=None, database=None)
 @given(pool_cases())
-def test_phases_hold_the_padded_input_and_every_window_read(case: PoolCase) -> None:
+def test_offset_reads_are_the_window_taps(case: PoolCase) -> None:
+    """Per offset, both ways of reading (phase-split copy or strided slices of x) give the windows' taps
+    in their output region, and every tap outside it is padding."""
     grid = _grid_of(case)
-    phases = win.split_phases(case.x, grid, -100.0)
-    back = np.empty_like(case.x)
-    win.merge_phases(back, phases, grid)
-    np.testing.assert_array_equal(back, case.x)
-    padded = win.pad(case.x, grid, -100.0)
-    view = win.window_view(padded, grid)   # (N, C, *out, *K)
-    for offset, index in zip(grid.offsets, win.phase_slices(grid)):
-        expected = view[(Ellipsis, *offset)]
-        np.testing.assert_array_equal(phases[(slice(None), slice(None), *index)], expected)
+    view = win.window_view(win.pad(case.x, grid, -100.0), grid)   # (N, C, *out, *K)
+    reads = win.offset_reads(case.x, grid, -100.0)
+    assert len(reads) == len(grid.offsets)
+    for offset, (out_slices, window) in zip(grid.offsets, reads):
+        taps = view[(Ellipsis, *offset)]
+        np.testing.assert_array_equal(window, taps[(slice(None), slice(None), *out_slices)])
+        outside = np.ones(taps.shape, dtype=bool)
+        outside[(slice(None), slice(None), *out_slices)] = False
+        assert np.all(taps[outside] == -100.0)
 
 
 @pytest.mark.parametrize(("shape", "kernel"), [((2, 3, 7, 7), 7), ((1, 2, 5), 5), ((2, 2, 2, 3, 4), (2, 3, 4)),
