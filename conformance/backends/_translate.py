@@ -145,6 +145,31 @@ def check_transpose_params(padding: Padding, output_padding: Sequence[int], stri
                                  f"({framework} has no output_padding: the adapter checks it)")
 
 
+def check_global_call(x: Any, output_size: Sequence[int], framework: str, reason: str | None) -> None:
+    """Check an adaptive-pooling call that the adapter runs as global pooling (a reduction over the spatial axes).
+
+    The framework sees neither the protocol's rank nor ``output_size``, so the
+    adapter rejects what the protocol forbids there (naming the parameter) and
+    declines, with ``reason``, a valid output size other than 1.
+
+    >>> import numpy as np
+    >>> check_global_call(np.zeros((1, 2, 5)), (1,), "JAX", None)
+    >>> check_global_call(np.zeros((1, 2, 5)), (1, 1), "JAX", None)
+    Traceback (most recent call last):
+    ...
+    spec.errors.SpecError: output_size=(1, 1) is invalid: must have one int >= 1 per spatial dim (1) (JAX's global ...
+    """
+    ndim = len(x.shape) - 2
+    if ndim not in (1, 2, 3):
+        raise spec.SpecError("x.ndim", len(x.shape), "must be 3, 4 or 5 (N, C and 1 to 3 spatial dims)")
+    sizes = tuple(output_size)
+    if len(sizes) != ndim or any(isinstance(o, bool) or not isinstance(o, int) or o < 1 for o in sizes):
+        raise spec.SpecError("output_size", sizes, f"must have one int >= 1 per spatial dim ({ndim}) ({framework}'s "
+                             "global pooling has no output_size: the adapter checks it)")
+    if reason is not None:
+        raise spec.UnsupportedError(reason)
+
+
 def is_symmetric(padding: Padding) -> bool:
     """True when every dim pads the same amount before and after."""
     return all(lo == hi for lo, hi in padding)

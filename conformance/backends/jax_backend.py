@@ -61,6 +61,7 @@ import spec
 from conformance.backends._translate import (
     as_padding,
     ceil_overhang,
+    check_global_call,
     check_transpose_params,
     framework_limits,
     fresh,
@@ -201,9 +202,8 @@ def _conv_transpose(
         x, _transposed_kernel(w, groups), window_strides=(1,) * len(kernel), padding=pads, lhs_dilation=stride,
         rhs_dilation=dilation, dimension_numbers=_dimension_numbers(x.ndim), feature_group_count=groups,
     )
-    if b is not None:
-        y = y + b.reshape((1, -1) + (1,) * (y.ndim - 2))
-    return y
+    # lax.broadcast_in_dim, not NumPy broadcasting: a bias of the wrong length must raise, not broadcast.
+    return y if b is None else lax.add(y, lax.broadcast_in_dim(b, y.shape, (1,)))
 
 
 def _global_pool(x: jax.Array, kind: str) -> jax.Array:
@@ -432,33 +432,31 @@ def _global_only(output_size: tuple[int, ...]) -> str | None:
     return f"JAX has no adaptive pooling, only global pooling (output size 1: jnp.mean / jnp.max) (output_size={output_size})"
 
 
-def _global(output_size: tuple[int, ...]) -> None:
-    reason = _global_only(tuple(output_size))
-    if reason is not None:
-        raise spec.UnsupportedError(reason)
+def _global(x: Array, output_size: tuple[int, ...]) -> None:
+    check_global_call(x, output_size, "JAX", _global_only(tuple(output_size)))
 
 
 def adaptive_avg_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
     """Global average pooling: ``jnp.mean`` over the spatial axes (output size 1 only)."""
-    _global(output_size)
+    _global(x, output_size)
     return fresh(_global_pool_forward(x, kind="avg"))
 
 
 def adaptive_avg_pool_backward(x: Array, dy: Array, *, output_size: tuple[int, ...]) -> Array:
     """``jax.vjp`` of the global average pool."""
-    _global(output_size)
+    _global(x, output_size)
     return fresh(_global_pool_backward(x, dy, kind="avg"))
 
 
 def adaptive_max_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
     """Global max pooling: ``jnp.max`` over the spatial axes (output size 1 only)."""
-    _global(output_size)
+    _global(x, output_size)
     return fresh(_global_pool_forward(x, kind="max"))
 
 
 def adaptive_max_pool_backward(x: Array, dy: Array, *, output_size: tuple[int, ...]) -> Array:
     """``jax.vjp`` of the global max pool (JAX splits the gradient between tied maxima)."""
-    _global(output_size)
+    _global(x, output_size)
     return fresh(_global_pool_backward(x, dy, kind="max"))
 
 

@@ -43,7 +43,7 @@ from onnx import TensorProto, helper
 from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
 
 import spec
-from conformance.backends._translate import as_padding, fresh, matches_same
+from conformance.backends._translate import as_padding, check_global_call, fresh, matches_same
 from spec import Array, Padding
 
 #: The opset of every model: AveragePool has ``dilations`` from opset 19.
@@ -254,21 +254,19 @@ def max_pool_indices(
     return plane
 
 
-def _global(output_size: tuple[int, ...]) -> None:
-    reason = _global_only(tuple(output_size))
-    if reason is not None:
-        raise spec.UnsupportedError(reason)
+def _global(x: Array, output_size: tuple[int, ...]) -> None:
+    check_global_call(x, output_size, "ONNX Runtime", _global_only(tuple(output_size)))
 
 
 def adaptive_avg_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
     """ONNX ``GlobalAveragePool`` (output size 1 only)."""
-    _global(output_size)
+    _global(x, output_size)
     return _run("GlobalAveragePool", [x], {})
 
 
 def adaptive_max_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
     """ONNX ``GlobalMaxPool`` (output size 1 only)."""
-    _global(output_size)
+    _global(x, output_size)
     return _run("GlobalMaxPool", [x], {})
 
 

@@ -59,6 +59,7 @@ import spec  # noqa: E402
 from conformance.backends._translate import (  # noqa: E402
     as_padding,
     ceil_overhang,
+    check_global_call,
     check_transpose_params,
     crop_slices,
     fresh,
@@ -489,6 +490,10 @@ def max_pool_indices(
     spatial = tuple(x.shape[2:])
     if len(spatial) not in (1, 2):
         raise spec.UnsupportedError(_argmax_limit(spatial, {}) or "")
+    for i, d in enumerate(dilations):
+        if d < 1:  # TensorFlow's argmax pooling has no dilation to reject it with
+            raise spec.SpecError(f"dilation[{i}]", d, "must be >= 1 (TensorFlow's argmax pooling has no dilation: "
+                                 "the adapter checks it)")
     limit = _argmax_limit(spatial, {"stride": strides, "padding": pads, "kernel_size": kernel, "dilation": dilations,
                                     "ceil_mode": ceil_mode})
     if limit is not None:
@@ -513,10 +518,8 @@ def max_pool_indices(
     return unpadded_plane_indices(np.ascontiguousarray(plane[keep]), padded, before, spatial)
 
 
-def _global(output_size: tuple[int, ...]) -> None:
-    reason = _global_only(tuple(output_size))
-    if reason is not None:
-        raise spec.UnsupportedError(reason)
+def _global(x: Array, output_size: tuple[int, ...]) -> None:
+    check_global_call(x, output_size, "TensorFlow", _global_only(tuple(output_size)))
 
 
 def _global_pool(x: Any, kind: str) -> Any:
@@ -534,25 +537,25 @@ def _global_backward(x: Array, dy: Array, kind: str) -> Array:
 
 def adaptive_avg_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
     """Global average pooling: ``tf.reduce_mean`` over the spatial axes (output size 1 only)."""
-    _global(output_size)
+    _global(x, output_size)
     return _numpy(_global_pool(_constant(x), "avg"))
 
 
 def adaptive_avg_pool_backward(x: Array, dy: Array, *, output_size: tuple[int, ...]) -> Array:
     """GradientTape through the global average pool."""
-    _global(output_size)
+    _global(x, output_size)
     return _global_backward(x, dy, "avg")
 
 
 def adaptive_max_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
     """Global max pooling: ``tf.reduce_max`` over the spatial axes (output size 1 only)."""
-    _global(output_size)
+    _global(x, output_size)
     return _numpy(_global_pool(_constant(x), "max"))
 
 
 def adaptive_max_pool_backward(x: Array, dy: Array, *, output_size: tuple[int, ...]) -> Array:
     """GradientTape through the global max pool (TensorFlow splits the gradient between tied maxima)."""
-    _global(output_size)
+    _global(x, output_size)
     return _global_backward(x, dy, "max")
 
 
