@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import ModuleType
@@ -24,6 +25,7 @@ import pytest
 from hypothesis import strategies as st
 
 import reference
+import spec
 from conformance.context import derive
 from conformance.invoke import Caller
 from conformance.loader import LoadedBackend, load_backend
@@ -140,8 +142,9 @@ KNOWN: tuple[Divergence, ...] = (
                lambda r: r.op == "avg_pool" and "smaller than kernel size" in _summary(r),
                ("forward-values", "avg_pool", "float64"),
                r"raised RuntimeError on a valid call: input image .* smaller than kernel size"),
-    Divergence("T5", "torch", "with an empty batch, convolution skips its dilation check",
-               _invalid_accepted("conv", "dilation=0", empty_batch=True), ("invalid-params", "conv", "float64"),
+    Divergence("T5", "torch", "with an empty batch, convolution (transposed too) skips its dilation check",
+               lambda r: any(_invalid_accepted(op, "dilation=0", empty_batch=True)(r) for op in ("conv", "conv_transpose")),
+               ("invalid-params", "conv", "float64"),
                r"accepted an invalid call \(dilation=0\)", "dilation=0", empty_batch=True),
     Divergence("T6", "torch", "linear, max pooling and average pooling accept integer tensors",
                _invalid_accepted(None, "integer dtype"),
@@ -161,7 +164,9 @@ KNOWN: tuple[Divergence, ...] = (
     Divergence("J3", "jax", "negative padding crops instead of raising", _invalid_accepted(None, "negative padding"),
                ("invalid-params", "conv", "float64"), r"accepted an invalid call \(negative padding\)",
                "negative padding"),
-    Divergence("J5", "jax", "jnp.matmul computes linear layers on integer arrays", _invalid_accepted("linear", "integer dtype"),
+    Divergence("J5", "jax", "jnp.matmul, jnp.mean / jnp.max and lhs-dilated convolutions compute on integer arrays",
+               lambda r: any(_invalid_accepted(op, "integer dtype")(r)
+                             for op in ("linear", "conv_transpose", "adaptive_avg_pool", "adaptive_max_pool")),
                ("invalid-params", "linear", "float64"), r"accepted an invalid call \(integer dtype\)", "integer dtype"),
     Divergence("J6", "jax", "the max-pool VJP sends the gradient of a window of real -inf into the -inf padding",
                _neg_inf_tie, ("tie-routing", "max_pool", "float32"), r"dx differs from the expected value",
@@ -240,6 +245,8 @@ def _grouped_transpose_nan(result: RuleResult) -> bool:
 #: (one call; a targeted profile run per divergence would not fit CI's budget).
 NEW_OPS_KNOWN: tuple[tuple[str, str, Callable[[RuleResult], bool]], ...] = (
     ("T11", "torch", _in_empty_window_case("max_pool_indices")),
+    ("T12", "torch", _invalid_accepted(None, "output_size=0")),
+    ("J12", "jax", _invalid_accepted(None, "empty input plane")),
     ("J10", "jax", _grouped_transpose_nan),
     ("J11", "jax", _global_max_tie),
     ("O10", "onnxruntime", lambda r: r.op == "conv_transpose" and "may be too large for stride" in _summary(r)),
@@ -344,6 +351,26 @@ def test_T11_torch_indices_of_an_empty_window_point_outside_the_plane() -> None:
     assert reference.max_pool_indices(x, **params).tolist() == [[[-1]]]
     got = torch_backend.max_pool_indices(x, **params).tolist()
     assert got == [[[1]]], f"indices={got}: T11 (index 1 of a one-element plane) no longer reproduces"
+
+
+def test_T12_torch_adaptive_pooling_accepts_output_size_zero() -> None:
+    torch_backend = _adapter("torch")
+    x = np.ones((1, 2, 5))
+    with pytest.raises(spec.SpecError, match="output_size"):
+        reference.adaptive_avg_pool_forward(x, output_size=(0,))
+    for function in (torch_backend.adaptive_avg_pool_forward, torch_backend.adaptive_max_pool_forward):
+        assert function(x, output_size=(0,)).shape == (1, 2, 0), "T12 no longer reproduces"
+
+
+def test_J12_jax_global_pooling_accepts_an_empty_plane() -> None:
+    jax_backend = _adapter("jax")
+    x = np.ones((1, 2, 0))
+    with pytest.raises(spec.SpecError):
+        reference.adaptive_avg_pool_forward(x, output_size=(1,))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # JAX's "mean of empty slice"
+        y = jax_backend.adaptive_avg_pool_forward(x, output_size=(1,))
+    assert y.shape == (1, 2, 1) and np.isnan(y).all(), f"y={y.tolist()}: J12 no longer reproduces"
 
 
 def test_J10_jax_grouped_transposed_convolution_leaks_nan_into_other_groups() -> None:
