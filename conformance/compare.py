@@ -183,7 +183,7 @@ def diagnose_precision(case: Case, name: str, actual: NDArray[F64], expected: ND
     2**-bits): errors beyond 4 bits' worth are a wrong result, not a precision problem.
     """
     p = case.problem
-    if p.op == "max_pool" or name not in ("y", "dx", "dw", "db") or not expected.size:
+    if p.operation.selects or name not in ("y", "dx", "dw", "db") or not expected.size:
         return ""
     if not (np.isfinite(actual).all() and np.isfinite(expected).all()):
         return ""
@@ -230,15 +230,6 @@ def _model(model: Model, dtype: str) -> tuple[spec.AccuracyClass, str]:
     return model, spec.accuracy.default_accumulation(dtype)
 
 
-def _terms_conv(problem: Problem) -> tuple[int, int, int]:
-    """(K forward, K dx, K dw/db) for a convolution."""
-    assert problem.w_shape is not None
-    groups = int(problem.params["groups"])
-    kernel = math.prod(problem.w_shape[2:])
-    out = problem.output_shape()
-    return problem.w_shape[1] * kernel, (problem.w_shape[0] // groups) * kernel, out[0] * math.prod(out[2:])
-
-
 def _signal_points(problem: Problem) -> int:
     return math.prod(n + lo + hi for n, (lo, hi) in zip(problem.x_shape[2:], problem.params["padding"]))
 
@@ -250,30 +241,38 @@ def _slice_norms(a: NDArray[F64]) -> NDArray[F64]:
         return np.asarray(np.sqrt(np.sum(flat ** 2, axis=2)), dtype=F64)
 
 
+def _reference(function: str, case: Case, names: tuple[str, ...], **arrays: NDArray[Any] | None) -> Any:
+    """Call the reference's ``function`` on the case's arrays in float64 (``arrays`` replaces some by name)."""
+    i = case.inputs
+    values = {"x": as64(i.x), "w": as64(i.w), "b": as64(i.b), "dy": as64(i.dy), **arrays}
+    return getattr(reference, function)(*(values[name] for name in names), **case.problem.params)
+
+
+def _fast(model: Model, problem: Problem) -> bool:
+    """Whether ``model`` declares a fast algorithm for an operation whose accuracy class it narrows (convolution)."""
+    return _model(model, problem.dtype)[0] == "fast" and "accuracy" in problem.operation.capabilities
+
+
 def forward_bound(case: Case, model: Model) -> Bound:
     """The spec's bound on the forward output of a correct backend of ``model``."""
     p, i = case.problem, case.inputs
+    record = p.operation
     dtype = p.dtype
-    accuracy, acc = _model(model, dtype)
-    ax, aw, ab = np.abs(np.asarray(as64(i.x))), as64(i.w), as64(i.b)
-    if p.op == "max_pool":
+    _, acc = _model(model, dtype)
+    if record.selects:
         return exact_bound()
     exact = expected_forward(case)
-    if p.op == "avg_pool":
-        magnitude = reference.avg_pool_forward(np.asarray(ax), **p.params)
-        return Bound(spec.elementwise_bound(np.nan_to_num(magnitude), math.prod(p.params["kernel_size"]), dtype,
-                                            result=exact, accumulation=acc))
-    assert aw is not None
-    aw = np.abs(aw)
-    ab = None if ab is None else np.abs(ab)
-    if p.op == "linear":
-        magnitude = ax @ aw.T + (0 if ab is None else ab)
-        return Bound(spec.elementwise_bound(magnitude, p.x_shape[1], dtype, result=exact, accumulation=acc))
-    magnitude = reference.conv_forward(np.asarray(ax), aw, ab, **p.params)
-    k_fwd, _, _ = _terms_conv(p)
-    elementwise = spec.elementwise_bound(magnitude, k_fwd, dtype, result=exact, accumulation=acc)
-    if accuracy == "direct":
+    terms = record.terms(p.x_shape, p.w_shape, p.params).forward
+    absolute = {name: None if v is None else np.abs(v) for name, v in (("x", as64(i.x)), ("w", as64(i.w)),
+                                                                        ("b", as64(i.b)))}
+    magnitude = np.asarray(_reference(record.forward, case, record.forward_args, **absolute))
+    if not record.has_weights:  # an average over a window entirely in padding is 0/0: no magnitude
+        magnitude = np.nan_to_num(magnitude)
+    elementwise = spec.elementwise_bound(magnitude, terms, dtype, result=exact, accumulation=acc)
+    if not _fast(model, p):
         return Bound(elementwise)
+    ax, aw = absolute["x"], absolute["w"]
+    assert ax is not None and aw is not None
     # ||x_n restricted to o's group|| * ||w_o|| per (n, o).
     groups = int(p.params["groups"])
     n, c = p.x_shape[:2]
@@ -288,32 +287,24 @@ def forward_bound(case: Case, model: Model) -> Bound:
 def backward_bounds(case: Case, model: Model) -> dict[str, Bound]:
     """The spec's bounds on each gradient a backward function returns, for a backend of ``model``."""
     p, i = case.problem, case.inputs
+    record = p.operation
+    assert record.backward is not None, f"{p.op} has no backward"
     dtype = p.dtype
-    accuracy, acc = _model(model, dtype)
-    x64 = np.asarray(as64(i.x))
-    ady = np.abs(np.asarray(as64(i.dy)))
+    _, acc = _model(model, dtype)
     exact = expected_backward(case)
-
-    def bound(magnitude: NDArray[Any], terms: int, name: str) -> Bound:
-        return Bound(spec.elementwise_bound(magnitude, terms, dtype, result=exact[name], accumulation=acc))
-
-    if p.op == "max_pool":
-        return {"dx": bound(reference.max_pool_backward(x64, ady, **p.params), math.prod(p.params["kernel_size"]), "dx")}
-    if p.op == "avg_pool":
-        return {"dx": bound(reference.avg_pool_backward(x64, ady, **p.params), math.prod(p.params["kernel_size"]), "dx")}
-    w64 = np.asarray(as64(i.w))
-    ax, aw = np.abs(x64), np.abs(w64)
-    if p.op == "linear":
-        n = p.x_shape[0]
-        return {
-            "dx": bound(ady @ aw, p.w_shape[0] if p.w_shape else 1, "dx"),
-            "dw": bound(ady.T @ ax, n, "dw"),
-            "db": bound(ady.sum(axis=0), n, "db"),
-        }
-    mdx, mdw, mdb = reference.conv_backward(ax, aw, ady, **p.params)
-    k_fwd, k_dx, k_dw = _terms_conv(p)
-    bounds = {"dx": bound(mdx, k_dx, "dx"), "dw": bound(mdw, k_dw, "dw"), "db": bound(mdb, k_dw, "db")}
-    if accuracy == "fast":
+    terms = record.terms(p.x_shape, p.w_shape, p.params)._asdict()
+    ady = np.abs(np.asarray(as64(i.dy)))
+    if record.has_weights:  # every sum is of products: bound them by the same sums of magnitudes
+        x64, w64 = as64(i.x), as64(i.w)
+        assert x64 is not None and w64 is not None
+        ax, aw = np.abs(x64), np.abs(w64)
+        magnitudes = _reference(record.backward, case, record.backward_args, x=ax, w=aw, dy=ady)
+    else:  # routing (max) depends on x's values; an average's weights do not
+        magnitudes = _reference(record.backward, case, record.backward_args, dy=ady)
+    magnitudes = magnitudes if isinstance(magnitudes, tuple) else (magnitudes,)
+    bounds = {name: Bound(spec.elementwise_bound(np.asarray(m), terms[name], dtype, result=exact[name], accumulation=acc))
+              for name, m in zip(record.backward_results, magnitudes)}
+    if _fast(model, p):  # a convolution: weights
         groups = int(p.params["groups"])
         n, c = p.x_shape[:2]
         o = aw.shape[0]
@@ -337,19 +328,15 @@ def backward_bounds(case: Case, model: Model) -> dict[str, Bound]:
 
 
 def expected_forward(case: Case) -> NDArray[F64]:
-    """The reference forward output, computed in float64 from the case's (exact) inputs."""
-    p, i = case.problem, case.inputs
-    fn = getattr(reference, f"{p.op}_forward")
-    if p.op in ("conv", "linear"):
-        return np.asarray(fn(as64(i.x), as64(i.w), as64(i.b), **p.params))
-    return np.asarray(fn(as64(i.x), **p.params))
+    """The reference forward output, computed in float64 from the case's (exact) inputs (int64 for indices)."""
+    record = case.problem.operation
+    return np.asarray(_reference(record.forward, case, record.forward_args))
 
 
 def expected_backward(case: Case) -> dict[str, NDArray[F64]]:
     """The reference gradients in float64, by name."""
-    p, i = case.problem, case.inputs
-    fn = getattr(reference, f"{p.op}_backward")
-    if p.op in ("conv", "linear"):
-        dx, dw, db = fn(as64(i.x), as64(i.w), as64(i.dy), **p.params)
-        return {"dx": dx, "dw": dw, "db": db}
-    return {"dx": np.asarray(fn(as64(i.x), as64(i.dy), **p.params))}
+    record = case.problem.operation
+    assert record.backward is not None, f"{record.name} has no backward"
+    result = _reference(record.backward, case, record.backward_args)
+    results = result if isinstance(result, tuple) else (result,)
+    return {name: np.asarray(value) for name, value in zip(record.backward_results, results)}

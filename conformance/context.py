@@ -163,7 +163,7 @@ class Context:
         return case_snippet(case, self.backend.import_line, body)
 
     def _checked(self, rule: str, function: str, case: Case, args: list[Any], kwargs: dict[str, Any],
-                 expected: dict[str, tuple[int, ...]]) -> Any:
+                 expected: dict[str, tuple[int, ...]], dtype: str) -> Any:
         __tracebackhide__ = True
         outcome = self.call(function, args, kwargs, case)
 
@@ -183,11 +183,10 @@ class Context:
         results = outcome.result if isinstance(outcome.result, (tuple, list)) else (outcome.result,)
         out: dict[str, Any] = {}
         for (name, shape), value in zip(expected.items(), results):
-            dtype = np.dtype(case.problem.dtype)
             if value.shape != shape:
                 raise Violation("output-shape", f"{name}.shape={value.shape}, but should be {shape} [{function}]", case,
                                 snippet=snippet())
-            if value.dtype != dtype:
+            if value.dtype != np.dtype(dtype):
                 raise Violation("output-shape", f"{name}.dtype={value.dtype}, but should be {dtype} [{function}]", case,
                                 snippet=snippet())
             out[name] = value
@@ -197,20 +196,26 @@ class Context:
         """The backend's forward output for ``case``, checked for shape, dtype and contract."""
         __tracebackhide__ = True
         p, i = case.problem, case.inputs
-        args: list[Any] = [i.x, i.w, i.b] if p.op in ("conv", "linear") else [i.x]
+        record = p.operation
+        args: list[Any] = [getattr(i, name) for name in record.forward_args]
+        name = record.forward_results[0]
         result: np.ndarray[Any, Any] = self._checked(
-            rule, f"{p.op}_forward", case, args, dict(p.params), {"y": p.output_shape()})["y"]
+            rule, record.forward, case, args, dict(p.params), {name: p.output_shape()}, p.result_dtype())[name]
         return result
 
     def backward(self, rule: str, case: Case) -> dict[str, np.ndarray[Any, Any]]:
-        """The backend's gradients for ``case`` by name (dx, and dw, db for conv and linear)."""
+        """The backend's gradients for ``case`` by name (the registry's: dx, and dw, db with weights)."""
         __tracebackhide__ = True
         p, i = case.problem, case.inputs
-        if p.op in ("conv", "linear"):
-            assert p.w_shape is not None and i.w is not None
-            shapes = {"dx": p.x_shape, "dw": p.w_shape, "db": (p.w_shape[0],)}
-            return dict(self._checked(rule, f"{p.op}_backward", case, [i.x, i.w, i.dy], dict(p.params), shapes))
-        return dict(self._checked(rule, f"{p.op}_backward", case, [i.x, i.dy], dict(p.params), {"dx": p.x_shape}))
+        record = p.operation
+        if record.backward is None:
+            raise ValueError(f"{p.op} has no backward function")
+        shapes: dict[str, tuple[int, ...]] = {"dx": p.x_shape}
+        if p.w_shape is not None:
+            shapes |= {"dw": p.w_shape, "db": p.bias_shape()}
+        expected = {name: shapes[name] for name in record.backward_results}
+        args: list[Any] = [getattr(i, name) for name in record.backward_args]
+        return dict(self._checked(rule, record.backward, case, args, dict(p.params), expected, p.dtype))
 
 
 def shape_signature(function: str, args: list[Any], kwargs: dict[str, Any]) -> str:

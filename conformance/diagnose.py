@@ -14,22 +14,25 @@ from typing import Any
 import numpy as np
 
 import reference
+import spec
 from conformance.strategies import Case
 
 F64 = np.float64
 
 
 def _window_holds_nan(case: Case) -> np.ndarray[Any, Any]:
-    """For each output element: whether its window (or row, for linear) holds a NaN or infinity of x."""
+    """For each output element: whether its window (or row, for linear) holds a NaN or infinity of x.
+
+    The reference's own forward on x's non-finite flags (ones as weights, no bias) is positive exactly
+    where a flag reaches: a sum of products of non-negative numbers, or a maximum (for indices: of the
+    operation they locate).
+    """
     p, i = case.problem, case.inputs
+    record = p.operation
+    forward = spec.OPERATIONS[record.locates].forward if record.locates is not None else record.forward
     flags = (~np.isfinite(np.asarray(i.x, dtype=F64))).astype(F64)  # inf x 0 and inf - inf are NaN too
-    if p.op == "linear":
-        return np.broadcast_to(flags.any(axis=1, keepdims=True), p.output_shape())
-    if p.op == "conv":
-        assert i.w is not None
-        return np.asarray(reference.conv_forward(flags, np.ones(i.w.shape), None, **p.params)) > 0
-    params = {k: v for k, v in p.params.items() if k != "count_include_pad"}
-    return np.asarray(reference.max_pool_forward(flags, **params)) > 0
+    arrays = {"x": flags, "w": None if i.w is None else np.ones(i.w.shape), "b": None}
+    return np.asarray(getattr(reference, forward)(*(arrays[a] for a in record.forward_args), **p.params)) > 0
 
 
 def _shift(expected: np.ndarray[Any, Any], actual: np.ndarray[Any, Any]) -> tuple[int, int] | None:
@@ -59,11 +62,11 @@ def missing_nan_summary(case: Case, y: np.ndarray[Any, Any], want: np.ndarray[An
     except Exception:  # the diagnosis is a courtesy: never lose the finding to it
         return f"a NaN or infinity in x was dropped: {value}"
     if not holds:
-        if case.problem.op == "avg_pool":
+        if not case.problem.params.get("count_include_pad", True):
             return (f"an average-pool window entirely in padding must give NaN (0/0 with count_include_pad=False): "
                     f"{value}")
         return f"a NaN appears in the reference where no NaN or infinity of x reaches: {value}"
-    if case.problem.op != "linear":
+    if case.problem.operation.windowing != "none":
         moved = _shift(np.isnan(want), np.isnan(y))
         if moved is not None:
             dim, offset = moved

@@ -18,16 +18,24 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from spec import UnsupportedError
+from spec import OPERATION_OF, UnsupportedError
+
+
+def result_names(function: str) -> tuple[str, ...]:
+    """The names of what a protocol function returns, from the registry (one name: a bare array).
+
+    >>> result_names("conv_transpose_backward"), result_names("max_pool_indices")
+    (('dx', 'dw', 'db'), ('indices',))
+    """
+    record = OPERATION_OF[function]
+    return record.forward_results if function == record.forward else record.backward_results
+
 
 #: How many arrays each protocol function returns (1 means a bare array).
-RESULT_ARITY: dict[str, int] = {
-    "conv_forward": 1, "conv_backward": 3, "max_pool_forward": 1, "max_pool_backward": 1,
-    "avg_pool_forward": 1, "avg_pool_backward": 1, "linear_forward": 1, "linear_backward": 3,
-}
-RESULT_NAMES: dict[str, tuple[str, ...]] = {
-    "conv_backward": ("dx", "dw", "db"), "linear_backward": ("dx", "dw", "db"),
-}
+RESULT_ARITY: dict[str, int] = {function: len(result_names(function)) for function in OPERATION_OF}
+#: The names of the results of the functions that return a tuple.
+RESULT_NAMES: dict[str, tuple[str, ...]] = {function: result_names(function) for function in OPERATION_OF
+                                            if RESULT_ARITY[function] > 1}
 
 
 @dataclass
@@ -150,15 +158,8 @@ class Caller(Protocol):
 
 
 def _input_names(function: str, n: int) -> tuple[str, ...]:
-    if function in ("conv_forward", "linear_forward"):
-        names: tuple[str, ...] = ("x", "w", "b")
-    elif function in ("conv_backward", "linear_backward"):
-        names = ("x", "w", "dy")
-    elif function.endswith("_backward"):
-        names = ("x", "dy")
-    else:
-        names = ("x",)
-    return names[:n]
+    record = OPERATION_OF[function]
+    return (record.backward_args if function == record.backward else record.forward_args)[:n]
 
 
 def run_call(fn: Callable[..., Any], function: str, args: Sequence[Any], kwargs: Mapping[str, Any],

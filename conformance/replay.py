@@ -23,13 +23,13 @@ import numpy as np
 import reference
 import spec
 from conformance.compare import Violation, backward_bounds, compare, expected_backward, expected_forward, forward_bound
-from conformance.invoke import RESULT_NAMES, _input_names, inspect_result
+from conformance.invoke import _input_names, inspect_result, result_names
 from conformance.strategies import Case, Inputs, Problem
 
 
-def _split(function: str) -> tuple[str, bool]:
-    op, _, direction = function.rpartition("_")
-    return op, direction == "backward"
+def _split(function: str) -> tuple[spec.OpName, bool]:
+    record = spec.OPERATION_OF[function]
+    return record.name, function == record.backward
 
 
 def case_of(function: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Case:
@@ -39,15 +39,15 @@ def case_of(function: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Case:
     w: np.ndarray[Any, Any] | None
     b: np.ndarray[Any, Any] | None
     dy: np.ndarray[Any, Any] | None
-    if op in ("conv", "linear"):
+    if spec.OPERATIONS[op].has_weights:
         w = np.asarray(args[1])
         third = None if args[2] is None else np.asarray(args[2])
         b, dy = (None, third) if backward else (third, None)
-        problem = Problem(op, str(x.dtype), tuple(x.shape), tuple(w.shape), b is not None, dict(kwargs))  # type: ignore[arg-type]
+        problem = Problem(op, str(x.dtype), tuple(x.shape), tuple(w.shape), b is not None, dict(kwargs))
     else:
         w, b = None, None
         dy = np.asarray(args[1]) if backward else None
-        problem = Problem(op, str(x.dtype), tuple(x.shape), None, False, dict(kwargs))  # type: ignore[arg-type]
+        problem = Problem(op, str(x.dtype), tuple(x.shape), None, False, dict(kwargs))
     out = problem.output_shape()
     if dy is None:
         dy = np.zeros(out, dtype=x.dtype)
@@ -67,7 +67,7 @@ def is_valid(function: str, args: Sequence[Any], kwargs: dict[str, Any]) -> bool
 
 
 def _names(function: str) -> tuple[str, ...]:
-    return RESULT_NAMES.get(function, ("y" if function.endswith("_forward") else "dx",))
+    return result_names(function)
 
 
 def value_deviation(function: str, result: Any, args: Sequence[Any], kwargs: dict[str, Any],
@@ -83,15 +83,16 @@ def value_deviation(function: str, result: Any, args: Sequence[Any], kwargs: dic
     case = case_of(function, args, kwargs)
     names = _names(function)
     results = result if isinstance(result, (tuple, list)) else (result,)
-    if function.endswith("_forward"):
-        expected = {"y": expected_forward(case)}
-        bounds = {"y": forward_bound(case, model)}
-        shapes = {"y": case.problem.output_shape()}
+    if function == case.problem.operation.forward:
+        expected = {names[0]: expected_forward(case)}
+        bounds = {names[0]: forward_bound(case, model)}
+        shapes = {names[0]: case.problem.output_shape()}
+        dtype = np.dtype(case.problem.result_dtype())
     else:
         expected = expected_backward(case)
         bounds = backward_bounds(case, model)
         shapes = {name: np.shape(value) for name, value in expected.items()}
-    dtype = np.dtype(case.problem.dtype)
+        dtype = np.dtype(case.problem.dtype)
     for name, value in zip(names, results):
         if value.shape != shapes[name]:
             return f"{function}: {name}.shape={value.shape}, but should be {shapes[name]}"

@@ -91,20 +91,21 @@ def make_plan(backend: LoadedBackend, ops: Sequence[OpName], dtypes: Sequence[st
     uncovered = [f"capability not declared: {u}" for u in caps.uncovered()]
     usable = [d for d in dtypes if d in caps.dtypes]  # caps.uncovered() already names the missing dtypes
     for op in ops:
-        forward, backward = OPERATIONS[op]
+        forward, backward = OPERATIONS[op].forward, OPERATIONS[op].backward
+        has_backward = backward is not None and backward in backend.functions
         if forward not in backend.functions:
-            uncovered.append(f"{op}: backend has no {forward}" + (" (and no backward)" if backward not in backend.functions
-                                                                   else ""))
+            uncovered.append(f"{op}: backend has no {forward}" + (" (and no backward)" if backward is not None
+                                                                   and not has_backward else ""))
             skipped.append(NotPlanned(None, op, None, f"backend has no {forward}"))
             continue
-        if backward not in backend.functions:
+        if backward is not None and not has_backward:
             uncovered.append(f"{op}: backend has no {backward}; gradient rules not run")
         for rule in rules:
             if op not in rule.ops:
                 continue
-            missing = [n for n in rule.needs if {"forward": forward, "backward": backward}[n] not in backend.functions]
-            if missing:
-                skipped.append(NotPlanned(rule.id, op, None, f"backend has no {backward}"))
+            if "backward" in rule.needs and not has_backward:
+                skipped.append(NotPlanned(rule.id, op, None, f"backend has no {backward}" if backward is not None
+                                          else f"{op} has no backward"))
                 continue
             reason = rule.applies(op, caps)
             if reason:
@@ -514,9 +515,9 @@ def open_backend(name: str, args: argparse.Namespace) -> tuple[LoadedBackend, Ca
 
 def what_runs(backend: LoadedBackend, ops: Sequence[str], dtypes: Sequence[str]) -> str:
     """The header's account of what will actually run for this backend, and what will not."""
-    runs_ops = [op for op in ops if OPERATIONS[op][0] in backend.functions]  # type: ignore[index]
+    runs_ops = [op for op in ops if OPERATIONS[op].forward in backend.functions]  # type: ignore[index]
     runs_dtypes = [d for d in dtypes if d in backend.capabilities.dtypes]
-    skipped = [f"{op} (no {OPERATIONS[op][0]})" for op in ops if op not in runs_ops]  # type: ignore[index]
+    skipped = [f"{op} (no {OPERATIONS[op].forward})" for op in ops if op not in runs_ops]  # type: ignore[index]
     skipped += [f"{d} (not declared)" for d in dtypes if d not in runs_dtypes]
     text = f"runs {','.join(runs_ops) or 'no operation'} in {','.join(runs_dtypes) or 'no dtype'}"
     return text + (f"; not run: {', '.join(skipped)}" if skipped else "")

@@ -163,7 +163,8 @@ def features(problem: Problem) -> set[tuple[Any, ...]]:
         out.add(("batch>1",))
     if problem.bias:
         out.add(("bias",))
-    if problem.op == "linear":
+    record = problem.operation
+    if record.windowing == "none":
         assert problem.w_shape is not None
         n_out, n_in = problem.w_shape
         out.add(("square",) if n_out == n_in else ("wide",) if n_out > n_in else ("narrow",))
@@ -175,6 +176,13 @@ def features(problem: Problem) -> set[tuple[Any, ...]]:
         return out
     p, rank = problem.params, problem.spatial_rank
     out.add(("rank", rank))
+    if record.windowing == "adaptive":
+        out |= {("channels>1",)} if problem.x_shape[1] > 1 else set()
+        for axis, (n, o) in enumerate(zip(problem.x_shape[2:], p["output_size"])):
+            flags = {"global": o == 1, "identity": o == n, "beyond-input": o > n, "uneven": o < n and n % o != 0,
+                     "wide": n > 8}
+            out |= {(name, axis) for name, on in flags.items() if on}
+        return out
     kernel = p["kernel_size"] if "kernel_size" in p else problem.w_shape[2:] if problem.w_shape else ()
     sizes = problem.output_shape()[2:]
     for axis, (n, k, s, d, (lo, hi), o) in enumerate(zip(problem.x_shape[2:], kernel, p["stride"], p["dilation"],
@@ -183,14 +191,16 @@ def features(problem: Problem) -> set[tuple[Any, ...]]:
                  "asymmetric": lo != hi, "one-output": o == 1, "stride>kernel": s > k, "overlap": s < (k - 1) * d + 1,
                  "wide": n > 8, "near-block": any(abs(n - b) <= 1 for b in _BLOCKS[1:])}
         out |= {(name, axis) for name, on in flags.items() if on}
+        if "output_padding" in p and p["output_padding"][axis] > 0:
+            out.add(("output-padding", axis))
         if any(all(not 0 <= i * s + j * d - lo < n for j in range(k)) for i in range(o)):
             out.add(("empty-window",))
-    if problem.op == "conv":
+    if record.has_weights:
         assert problem.w_shape is not None
         groups = p["groups"]
         out |= {("groups>1",)} if groups > 1 else set()
-        out |= {("channels-in>1",)} if problem.w_shape[1] > 1 else set()
-        out |= {("channels-out>1",)} if problem.w_shape[0] // groups > 1 else set()
+        out |= {("w.shape[1]>1",)} if problem.w_shape[1] > 1 else set()
+        out |= {("w.shape[0]/groups>1",)} if problem.w_shape[0] // groups > 1 else set()
         return out
     if problem.x_shape[1] > 1:
         out.add(("channels>1",))
@@ -222,13 +232,14 @@ _POOLS: dict[tuple[Any, ...], tuple[Problem, ...]] = {}
 def _pool(op: OpName, caps: Capabilities, dtype: str, kwargs: tuple[tuple[str, Any], ...], seed: int,
           size: int) -> tuple[Problem, ...]:
     narrowing = dict(kwargs)
-    ranks = [0] if op == "linear" else [narrowing["rank"]] if "rank" in narrowing else sorted(caps.spatial_ranks)
+    spatial = spec.OPERATIONS[op].windowing != "none"
+    ranks = [0] if not spatial else [narrowing["rank"]] if "rank" in narrowing else sorted(caps.spatial_ranks)
     found = {(least := build_problem(_Least(), op, caps, dtype, **narrowing)).describe(): least}
     stream = zlib.crc32(f"{op}/{dtype}/{kwargs!r}".encode())
     for index in range(1, _CANDIDATES * size):
         slot = index - 1
         extra: dict[str, Any] = {"large": (slot // len(ranks)) % 2 == 1}
-        if op != "linear" and "rank" not in narrowing:
+        if spatial and "rank" not in narrowing:
             extra["rank"] = ranks[slot % len(ranks)]
         rng = np.random.default_rng([seed & 0xFFFFFFFF, stream, index])
         problem = build_problem(_Seeded(rng), op, caps, dtype, **narrowing, **extra)

@@ -41,10 +41,7 @@ def call_source(function: str, case: Case, *, dy: bool = False, backend: str = "
                 rename: dict[str, str] | None = None) -> str:
     """The source of one protocol call on the case's named arrays (``rename`` swaps an argument's name)."""
     p = case.problem
-    if p.op in ("conv", "linear"):
-        names = ["x", "w", "dy"] if dy else ["x", "w", "b"]
-    else:
-        names = ["x", "dy"] if dy else ["x"]
+    names = p.operation.backward_args if dy else p.operation.forward_args
     args = ", ".join((rename or {}).get(n, n) for n in names)
     kwargs = ", ".join(f"{k}={v!r}" for k, v in p.params.items())
     extra = f", {overrides}" if overrides else ""
@@ -66,7 +63,7 @@ def case_snippet(case: Case, import_line: str, body: list[str]) -> list[str]:
         f"b = {array_literal(i.b) if i.b is not None else None}",
         f"dy = {array_literal(i.dy)}",
     ]
-    if case.problem.op not in ("conv", "linear"):
+    if not case.problem.operation.has_weights:
         lines = [line for line in lines if not line.startswith(("w = ", "b = "))]
     return lines + body
 
@@ -220,11 +217,8 @@ class _Names:
 
 
 def _roles(function: str, n: int) -> tuple[str, ...]:
-    if function in ("conv_forward", "linear_forward"):
-        return ("x", "w", "b")[:n]
-    if function.endswith("_backward"):
-        return (("x", "w", "dy") if function.startswith(("conv", "linear")) else ("x", "dy"))[:n]
-    return ("x",)[:n]
+    record = spec.OPERATION_OF[function]
+    return (record.backward_args if function == record.backward else record.forward_args)[:n]
 
 
 def _kwargs_source(kwargs: dict[str, Any]) -> str:
@@ -281,8 +275,9 @@ def reproduction(calls: Sequence[RecordedCall], import_line: str, *, accuracy: s
             body.append("# an invalid call: the spec requires an exception (the reference raises spec.SpecError)")
             body.append(f"expect_raises(backend.{call.function}, {call_args})")
             continue
-        base = "y" if call.function.endswith("_forward") else ("grads" if call.function.startswith(("conv", "linear"))
-                                                               else "dx")
+        record = spec.OPERATION_OF[call.function]
+        base = (record.forward_results[0] if call.function == record.forward
+                else "grads" if len(record.backward_results) > 1 else "dx")
         results[base] = results.get(base, 0) + 1
         out = base if results[base] == 1 else f"{base}{results[base]}"
         mutated = call.outcome.mutated if call is bad else []

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TypeAlias, TypeVar
 
@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 import spec
 import spec.accuracy
-from spec import Capabilities, OpName, Padding
+from spec import OPERATIONS, Capabilities, Operation, OpName, Padding
 
 _T = TypeVar("_T")
 ValueKind: TypeAlias = Literal["integers", "floats", "wide", "distinct", "negative"]
@@ -47,6 +47,16 @@ class Problem:
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def operation(self) -> Operation:
+        """The operation's record in the registry (spec.operations)."""
+        return OPERATIONS[self.op]
+
+    @property
+    def call(self) -> tuple[Any, ...]:
+        """The parameters as the operation's typed model (``spec.ConvParams``, ``spec.PoolParams``, ...)."""
+        return self.operation.call(self.params)
+
+    @property
     def spatial_rank(self) -> int:
         return len(self.x_shape) - 2
 
@@ -55,7 +65,7 @@ class Problem:
         parts = [f"{self.op}", f"dtype={self.dtype}", f"x{self.x_shape}"]
         if self.w_shape is not None:
             parts.append(f"w{self.w_shape}")
-        if self.op in ("conv", "linear"):
+        if self.operation.has_bias:
             parts.append(f"bias={self.bias}")
         parts += [f"{k}={v}" for k, v in self.params.items()]
         return " ".join(parts)
@@ -64,13 +74,15 @@ class Problem:
         """The output shape the spec prescribes."""
         x = np.empty(self.x_shape, dtype=self.dtype)
         w = None if self.w_shape is None else np.empty(self.w_shape, dtype=self.dtype)
-        b = np.empty((self.w_shape[0],), dtype=self.dtype) if (self.bias and self.w_shape) else None
-        if self.op == "conv":
-            return spec.conv_output_shape(x, w, b, **self.params)
-        if self.op == "linear":
-            return spec.linear_output_shape(x, w, b)
-        kwargs = {k: v for k, v in self.params.items() if k != "count_include_pad"}
-        return spec.pool_output_shape(x, **kwargs)
+        return self.operation.output_shape(x, w, None, **self.params)
+
+    def bias_shape(self) -> tuple[int, ...]:
+        """The shape of ``b``: one entry per output channel (out_features for linear)."""
+        return (self.output_shape()[1],)
+
+    def result_dtype(self) -> str:
+        """The dtype of the forward result: the input's, or the operation's own (int64 indices)."""
+        return self.operation.result_dtype or self.dtype
 
 
 @dataclass(frozen=True)
@@ -268,13 +280,48 @@ def _choose_padding(choose: Choices, caps: Capabilities, kernel: tuple[int, ...]
     return tuple(pairs)
 
 
+def _build_conv_transpose(choose: Choices, caps: Capabilities, dtype: str, **kwargs: Any) -> Problem:
+    """The adjoint of a generated convolution: its y is this x, its x's size this output's.
+
+    A transposed convolution with weight w (C_in, C_out / groups, *K) is the adjoint of the convolution
+    with the same w from C_out to C_in channels. So the convolution's builder draws the shapes (within a
+    reduction limit its forward, dx and dW sums are this one's dx, forward and dW sums), and
+    ``output_padding`` is what gives back the convolution's input size: in [0, stride), and, when the
+    dilation is larger, sometimes up to ``max(stride, dilation) - 1``. Without ``caps.output_padding`` it is 0.
+    """
+    conv = _build_conv(choose, caps, dtype, **kwargs)
+    assert conv.w_shape is not None
+    stride, padding, dilation = conv.params["stride"], conv.params["padding"], conv.params["dilation"]
+    out = conv.output_shape()
+    extra: list[int] = []
+    pairs: list[tuple[int, int]] = []
+    for target, n, k, s, pads, d in zip(conv.x_shape[2:], out[2:], conv.w_shape[2:], stride, padding, dilation):
+        e = target - spec.conv_transpose_output_size(n, k, stride=s, padding=pads, dilation=d)
+        if not caps.output_padding:
+            # Without output_padding the smallest size must be >= 1 itself: no padding always gives that.
+            pairs.append(pads if e < target else (0, 0))
+            extra.append(0)
+            continue
+        pairs.append(pads)
+        extra.append(choose.same_or_integer(e, max(0, e - target + 1), d - 1) if d > s else e)
+    padding = tuple(pairs)
+    params = {"stride": stride, "padding": padding, "output_padding": tuple(extra), "dilation": dilation,
+              "groups": conv.params["groups"]}
+    problem = Problem("conv_transpose", dtype, out, conv.w_shape, conv.bias, params)
+    limit = reduction_limit(caps, dtype)
+    if problem.bias and limit is not None and problem.operation.terms(out, conv.w_shape, params).db > limit:
+        problem = replace(problem, bias=False)  # db sums N * prod(S_out): past the limit no bound could tell
+    return problem
+
+
 def _build_pool(choose: Choices, caps: Capabilities, dtype: str, op: OpName, *, rank: int | None = None,
                 max_batch: int | None = None, ceil_mode: bool | None = None, large: bool | None = None) -> Problem:
+    record = OPERATIONS[op]
     rank = rank if rank is not None else choose.choice(sorted(caps.spatial_ranks))
     lim = size_limits(choose, rank, large)
     kernel = _kernel(choose, rank, lim.kernel, reduction_limit(caps, dtype))
     stride = tuple(choose.integer(1, lim.stride) for _ in range(rank))
-    dilated = caps.max_pool_dilation if op == "max_pool" else caps.avg_pool_dilation
+    dilated = record.dilation_field is not None and bool(getattr(caps, record.dilation_field))
     dilation = tuple(choose.integer(1, lim.dilation) if dilated else 1 for _ in range(rank))
     limit: Literal["half_kernel"] | None = "half_kernel" if caps.pool_padding == "half_kernel" else None
     padding = _choose_padding(choose, caps, kernel, limit, most=lim.pad, pool=True)
@@ -287,11 +334,30 @@ def _build_pool(choose: Choices, caps: Capabilities, dtype: str, op: OpName, *, 
     params: dict[str, Any] = {
         "kernel_size": kernel, "stride": stride, "padding": padding, "dilation": dilation, "ceil_mode": ceil_mode,
     }
-    if op == "avg_pool":
+    if "count_include_pad" in record.param_names:
         params["count_include_pad"] = choose.choice(sorted(caps.count_include_pad, reverse=True))
     channels = choose.integer(1, lim.channels)
     batch = choose.integer(1, lim.batch if max_batch is None else max_batch)
     return Problem(op, dtype, (batch, channels, *spatial), None, False, params)
+
+
+def _build_adaptive(choose: Choices, caps: Capabilities, dtype: str, op: OpName, *, rank: int | None = None,
+                    max_batch: int | None = None, large: bool | None = None) -> Problem:
+    """Input sizes first, then output sizes from 1 (global pooling, where shrinking goes) to beyond the input.
+
+    With a reduction limit, the input plane (global pooling's window) stays within it.
+    """
+    rank = rank if rank is not None else choose.choice(sorted(caps.spatial_ranks))
+    lim = size_limits(choose, rank, large)
+    limit = reduction_limit(caps, dtype)
+    spatial: list[int] = []
+    for _ in range(rank):
+        top = lim.extra + 2 if limit is None else max(1, min(lim.extra + 2, limit // math.prod(spatial)))
+        spatial.append(choose.integer(1, top))
+    output = tuple(1 if caps.adaptive_output_size == "global" else choose.integer(1, n + 2) for n in spatial)
+    channels = choose.integer(1, lim.channels)
+    batch = choose.integer(1, lim.batch if max_batch is None else max_batch)
+    return Problem(op, dtype, (batch, channels, *spatial), None, False, {"output_size": output})
 
 
 def _build_linear(choose: Choices, caps: Capabilities, dtype: str, *, max_batch: int | None = None,
@@ -304,13 +370,24 @@ def _build_linear(choose: Choices, caps: Capabilities, dtype: str, *, max_batch:
     return Problem("linear", dtype, (batch, n_in), (n_out, n_in), choose.boolean(), {})
 
 
+#: How each operation's problems are built (every operation of the registry has one: a test checks it).
+#: Keyword arguments each accepts: ``rank``, ``max_batch``, ``large``; ``single_channel`` (conv and
+#: conv_transpose); ``ceil_mode`` (pooling with a kernel).
+BUILDERS: dict[OpName, Callable[..., Problem]] = {
+    "conv": lambda choose, caps, dtype, op, **kw: _build_conv(choose, caps, dtype, **kw),
+    "conv_transpose": lambda choose, caps, dtype, op, **kw: _build_conv_transpose(choose, caps, dtype, **kw),
+    "max_pool": _build_pool,
+    "max_pool_indices": _build_pool,
+    "avg_pool": _build_pool,
+    "adaptive_avg_pool": _build_adaptive,
+    "adaptive_max_pool": _build_adaptive,
+    "linear": lambda choose, caps, dtype, op, **kw: _build_linear(choose, caps, dtype, **kw),
+}
+
+
 def build_problem(choose: Choices, op: OpName, caps: Capabilities, dtype: str, **kwargs: Any) -> Problem:
     """A valid problem of ``op`` from ``choose``'s choices (the keyword arguments as for :func:`problems`)."""
-    if op == "conv":
-        return _build_conv(choose, caps, dtype, **kwargs)
-    if op == "linear":
-        return _build_linear(choose, caps, dtype, **kwargs)
-    return _build_pool(choose, caps, dtype, op, **kwargs)
+    return BUILDERS[op](choose, caps, dtype, op, **kwargs)
 
 
 @st.composite
@@ -321,7 +398,8 @@ def _drawn_problems(draw: st.DrawFn, op: OpName, caps: Capabilities, dtype: str,
 def problems(op: OpName, caps: Capabilities, dtype: str, **kwargs: Any) -> st.SearchStrategy[Problem]:
     """Valid problems of any operation inside ``caps``, built valid (sizes drawn after the parameters they fit).
 
-    Keyword arguments narrow them: ``rank``, ``max_batch``, and ``single_channel`` (conv) or ``ceil_mode`` (pooling).
+    Keyword arguments narrow them: ``rank``, ``max_batch``, and ``single_channel`` (conv, conv_transpose) or
+    ``ceil_mode`` (pooling with a kernel); see :data:`BUILDERS`.
     For a backend that declares ``compiles_per_shape``, the problems come from a small fixed pool instead
     (:func:`conformance.shape_pool.pooled`), so that each shape compiles once while values vary.
     """
@@ -356,8 +434,7 @@ def _value_scale(dtype: str, problem: Problem, kind: ValueKind) -> float:
     """
     if dtype != "float16":
         return 1.0
-    terms = math.prod(problem.w_shape[1:]) if problem.w_shape is not None else math.prod(problem.params.get(
-        "kernel_size", (1,)))
+    terms = problem.operation.terms(problem.x_shape, problem.w_shape, problem.params).forward
     peak = 4.0 * (8.0 if kind == "wide" else 1.0)
     worst = terms * peak * peak
     return float(2.0 ** -max(0, math.ceil(math.log2(worst / 8192.0)) // 2 + 1)) if worst > 8192 else 1.0
@@ -413,8 +490,8 @@ def make_inputs(problem: Problem, kind: ValueKind, seed: int, *, dy_kind: ValueK
     x = make_values(problem.x_shape, kind, problem.dtype, rng, scale)
     w = None if problem.w_shape is None else make_values(problem.w_shape, kind if kind != "distinct" else "floats",
                                                          problem.dtype, rng, scale)
-    b = make_values((problem.w_shape[0],), "integers" if kind == "integers" else "floats", problem.dtype, rng) if (
-        problem.bias and problem.w_shape is not None) else None
+    b = make_values(problem.bias_shape(), "integers" if kind == "integers" else "floats", problem.dtype, rng) if (
+        problem.bias and problem.operation.has_bias) else None
     dy_values: ValueKind = dy_kind or ("integers" if kind in ("integers", "distinct", "negative") else "floats")
     dy = make_values(problem.output_shape(), dy_values, problem.dtype, rng)
     return Inputs(x, w, b, dy, kind)

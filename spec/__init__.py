@@ -7,13 +7,16 @@ and a few docstrings' doctests need ``reference`` to run.
 """
 
 from spec.accuracy import AccuracyClass, elementwise_bound, gamma, normwise_bound, unit_roundoff
-from spec.adaptive import adaptive_pool_output_shape, adaptive_windows
+from spec.adaptive import AdaptivePoolParams, adaptive_pool_output_shape, adaptive_windows
 from spec.errors import SpecError, UnsupportedError
 from spec.indices import onnx_max_pool_indices
+from spec.operations import FUNCTION_NAMES, OPERATION_OF, OPERATIONS, Operation, OpName, Terms, operation
 from spec.params import (
     DTYPES,
     SPATIAL_RANKS,
     ConvParams,
+    LinearParams,
+    MaxPoolParams,
     PoolParams,
     check_array,
     check_dy,
@@ -24,16 +27,7 @@ from spec.params import (
     pool_output_shape,
     pool_params,
 )
-from spec.protocol import (
-    FUNCTION_NAMES,
-    OPERATIONS,
-    Array,
-    Backend,
-    Capabilities,
-    OpName,
-    capabilities_of,
-    supported_functions,
-)
+from spec.protocol import Array, Backend, Capabilities, capabilities_of, supported_functions
 from spec.shapes import (
     Padding,
     PaddingLike,
@@ -68,3 +62,4 @@ __all__ += [
     "onnx_max_pool_indices",
 ]
 __all__ += ["PoolPaddingKind", "pool_padding_allowed", "pool_padding_limit"]
+__all__ += ["OPERATION_OF", "AdaptivePoolParams", "LinearParams", "MaxPoolParams", "Operation", "Terms", "operation"]

@@ -15,10 +15,17 @@ adaptive pooling with output size 1: one window of the whole input.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from spec.errors import SpecError
 from spec.params import check_array
 from spec.shapes import normalize_tuple
+
+
+class AdaptivePoolParams(NamedTuple):
+    """Explicit adaptive-pooling parameters: the output size, one int per spatial dim (all 1: global pooling)."""
+
+    output_size: tuple[int, ...]
 
 
 def adaptive_windows(n: int, o: int) -> tuple[tuple[int, int], ...]:

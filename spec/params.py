@@ -54,9 +54,25 @@ class PoolParams(NamedTuple):
 
     def max_pool_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``max_pool_forward`` / ``max_pool_backward``."""
-        kwargs = self._asdict()
-        del kwargs["count_include_pad"]
-        return kwargs
+        return self.max_pool()._asdict()
+
+    def max_pool(self) -> MaxPoolParams:
+        """The same window parameters as max pooling (and max-pool indices) take them."""
+        return MaxPoolParams(self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+
+
+class MaxPoolParams(NamedTuple):
+    """Explicit max-pooling parameters (``max_pool_forward``, ``max_pool_backward``, ``max_pool_indices``)."""
+
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: Padding
+    dilation: tuple[int, ...]
+    ceil_mode: bool
+
+
+class LinearParams(NamedTuple):
+    """A linear layer has no parameters beyond its arrays: the empty call description."""
 
 
 def conv_params(

@@ -1,6 +1,7 @@
 """The backend protocol: the contract every implementation under test follows.
 
-A *backend* is any module or object with some of the eight callables below.
+A *backend* is any module or object with some of the protocol functions below
+(:data:`FUNCTION_NAMES`; one record per operation in :mod:`spec.operations`).
 Arrays are NumPy arrays; ``stride``, ``dilation`` and ``kernel_size`` are
 tuples of ints with one entry per spatial dim; ``padding`` is a tuple of
 ``(before, after)`` pairs; ``b`` may be None. Every function returns fresh
@@ -14,8 +15,8 @@ conformance suite generates only inside the declared capabilities and lists
 what it therefore left uncovered. ``import reference`` is itself a backend:
 
 >>> import reference
->>> sorted(supported_functions(reference))[:3]
-['avg_pool_backward', 'avg_pool_forward', 'conv_backward']
+>>> list(supported_functions(reference))[:3]
+['conv_forward', 'conv_backward', 'conv_transpose_forward']
 >>> capabilities_of(reference).accuracy
 'direct'
 """
@@ -31,21 +32,16 @@ from numpy.typing import NDArray
 
 from spec.accuracy import ACCUMULATIONS, SIGNIFICANT_BITS, AccuracyClass, accumulation_of, checkable_terms
 from spec.errors import SpecError
+
+# The registry's names, importable from here as before (spec.operations holds one record per operation).
+from spec.operations import FUNCTION_NAMES as FUNCTION_NAMES
+from spec.operations import OPERATIONS as OPERATIONS
+from spec.operations import Operation as Operation
+from spec.operations import OpName as OpName
 from spec.params import DTYPES, SPATIAL_RANKS
 from spec.shapes import POOL_PADDING_KINDS, Padding, PoolPaddingKind
 
 Array: TypeAlias = NDArray[np.floating[Any]]
-OpName: TypeAlias = Literal["conv", "max_pool", "avg_pool", "linear"]
-#: The four operations and their forward / backward function names.
-OPERATIONS: dict[OpName, tuple[str, str]] = {
-    "conv": ("conv_forward", "conv_backward"),
-    "max_pool": ("max_pool_forward", "max_pool_backward"),
-    "avg_pool": ("avg_pool_forward", "avg_pool_backward"),
-    "linear": ("linear_forward", "linear_backward"),
-}
-FUNCTION_NAMES: tuple[str, ...] = tuple(name for pair in OPERATIONS.values() for name in pair)
-
-
 class ConvForward(Protocol):
     def __call__(
         self, x: Array, w: Array, b: Array | None, *,
@@ -88,6 +84,35 @@ class AvgPoolBackward(Protocol):
     ) -> Array: ...
 
 
+class ConvTransposeForward(Protocol):
+    def __call__(
+        self, x: Array, w: Array, b: Array | None, *, stride: tuple[int, ...], padding: Padding,
+        output_padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
+    ) -> Array: ...
+
+
+class ConvTransposeBackward(Protocol):
+    def __call__(
+        self, x: Array, w: Array, dy: Array, *, stride: tuple[int, ...], padding: Padding,
+        output_padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
+    ) -> tuple[Array, Array, Array]: ...
+
+
+class MaxPoolIndices(Protocol):
+    def __call__(
+        self, x: Array, *, kernel_size: tuple[int, ...], stride: tuple[int, ...],
+        padding: Padding, dilation: tuple[int, ...], ceil_mode: bool,
+    ) -> NDArray[np.int64]: ...
+
+
+class AdaptivePoolForward(Protocol):
+    def __call__(self, x: Array, *, output_size: tuple[int, ...]) -> Array: ...
+
+
+class AdaptivePoolBackward(Protocol):
+    def __call__(self, x: Array, dy: Array, *, output_size: tuple[int, ...]) -> Array: ...
+
+
 class LinearForward(Protocol):
     def __call__(self, x: Array, w: Array, b: Array | None) -> Array: ...
 
@@ -97,14 +122,21 @@ class LinearBackward(Protocol):
 
 
 class Backend(Protocol):
-    """A complete backend: all eight functions (the reference is one)."""
+    """A complete backend: every protocol function (the reference is one)."""
 
     conv_forward: ConvForward
     conv_backward: ConvBackward
+    conv_transpose_forward: ConvTransposeForward
+    conv_transpose_backward: ConvTransposeBackward
     max_pool_forward: MaxPoolForward
     max_pool_backward: MaxPoolBackward
+    max_pool_indices: MaxPoolIndices
     avg_pool_forward: AvgPoolForward
     avg_pool_backward: AvgPoolBackward
+    adaptive_avg_pool_forward: AdaptivePoolForward
+    adaptive_avg_pool_backward: AdaptivePoolBackward
+    adaptive_max_pool_forward: AdaptivePoolForward
+    adaptive_max_pool_backward: AdaptivePoolBackward
     linear_forward: LinearForward
     linear_backward: LinearBackward
 
@@ -139,6 +171,10 @@ class Capabilities:
     max_pool_dilation: bool = True
     #: Average pooling dilation > 1.
     avg_pool_dilation: bool = True
+    #: Transposed convolution ``output_padding`` > 0.
+    output_padding: bool = True
+    #: Adaptive pooling's output sizes: ``"any"`` (larger than the input included) or ``"global"`` (all 1).
+    adaptive_output_size: Literal["any", "global"] = "any"
     #: Pooling ``ceil_mode=True``.
     ceil_mode: bool = True
     #: The values of ``count_include_pad`` the backend accepts.
@@ -197,6 +233,8 @@ class Capabilities:
             raise SpecError("Capabilities.spatial_ranks", ranks, f"must be a subset of {SPATIAL_RANKS}")
         if self.pool_padding not in POOL_PADDING_KINDS:
             raise SpecError("Capabilities.pool_padding", self.pool_padding, "must be 'any' or 'half_kernel'")
+        if self.adaptive_output_size not in ("any", "global"):
+            raise SpecError("Capabilities.adaptive_output_size", self.adaptive_output_size, "must be 'any' or 'global'")
         if self.accuracy not in ("direct", "fast"):
             raise SpecError("Capabilities.accuracy", self.accuracy, "must be 'direct' or 'fast'")
         if not isinstance(self.accumulation, Mapping):
@@ -240,6 +278,8 @@ class Capabilities:
                 out.append(f"{f.name}: {missing}")
             elif f.name == "pool_padding":
                 out.append("pool_padding beyond half the kernel")
+            elif f.name == "adaptive_output_size":
+                out.append("adaptive_output_size other than global (1)")
             else:
                 out.append(f.name)
         return out

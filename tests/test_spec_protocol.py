@@ -15,10 +15,12 @@ from spec import Capabilities, SpecError
 
 
 def test_operations_and_function_names() -> None:
-    assert set(spec.OPERATIONS) == {"conv", "max_pool", "avg_pool", "linear"}
-    assert len(spec.FUNCTION_NAMES) == 8 == len(set(spec.FUNCTION_NAMES))
-    for op, (forward, backward) in spec.OPERATIONS.items():
-        assert forward == f"{op}_forward" and backward == f"{op}_backward"
+    """The protocol's names are the registry's: every function once, each operation's forward first."""
+    expected = [name for record in spec.OPERATIONS.values() for name in (record.forward, record.backward) if name]
+    assert list(spec.FUNCTION_NAMES) == expected and len(set(expected)) == len(expected)
+    for op, record in spec.OPERATIONS.items():
+        assert record.name == op and record.forward.startswith(op)
+        assert record.backward is None or record.backward == f"{op}_backward"
 
 
 def test_default_capabilities_cover_everything() -> None:
@@ -47,6 +49,8 @@ def test_default_capabilities_cover_everything() -> None:
         ({"ceil_mode": False}, ["ceil_mode"]),
         ({"count_include_pad": frozenset({True})}, ["count_include_pad: False"]),
         ({"pool_padding": "half_kernel"}, ["pool_padding beyond half the kernel"]),
+        ({"output_padding": False}, ["output_padding"]),
+        ({"adaptive_output_size": "global"}, ["adaptive_output_size other than global (1)"]),
         ({"empty_batch": False}, ["empty_batch"]),
         ({"nonfinite": False}, ["nonfinite"]),
         ({"accuracy": "fast"}, []),
@@ -72,6 +76,8 @@ def test_uncovered_names_each_narrowed_field(changes: dict[str, Any], expected: 
         ({"spatial_ranks": frozenset({0, 1})}, "Capabilities.spatial_ranks"),
         ({"spatial_ranks": frozenset({4})}, "Capabilities.spatial_ranks"),
         ({"pool_padding": "half"}, "Capabilities.pool_padding"),
+        ({"adaptive_output_size": "divisible"}, "Capabilities.adaptive_output_size"),
+        ({"output_padding": 1}, "Capabilities.output_padding"),
         ({"accuracy": "exact"}, "Capabilities.accuracy"),
         ({"dtypes": "float64"}, "Capabilities.dtypes"),  # a lone string, not a collection of names
         ({"spatial_ranks": 2}, "Capabilities.spatial_ranks"),

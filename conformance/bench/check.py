@@ -38,9 +38,10 @@ def check_values(backend: LoadedBackend, problem: Problem, dtype: str, *, seed: 
                            bias=inputs.b is not None, params=kwargs),
         strategies.Inputs(inputs.x, inputs.w, inputs.b, inputs.dy, "floats"),
     )
-    forward_name, backward_name = OPERATIONS[small.op]
-    forward, backward = backend.functions.get(forward_name), backend.functions.get(backward_name)
-    weighted = small.op in ("conv", "linear")
+    record = OPERATIONS[small.op]
+    forward = backend.functions.get(record.forward)
+    backward = None if record.backward is None else backend.functions.get(record.backward)
+    weighted = record.has_weights
     try:
         if forward is not None:
             args: tuple[Any, ...] = (inputs.x, inputs.w, inputs.b) if weighted else (inputs.x,)
@@ -50,7 +51,7 @@ def check_values(backend: LoadedBackend, problem: Problem, dtype: str, *, seed: 
         if backward is not None:
             args = (inputs.x, inputs.w, inputs.dy) if weighted else (inputs.x, inputs.dy)
             result = backward(*args, **kwargs)
-            grads = dict(zip(("dx", "dw", "db"), result)) if weighted else {"dx": result}
+            grads = dict(zip(record.backward_results, result)) if weighted else {"dx": result}
             bounds = compare.backward_bounds(case, backend.capabilities)
             for name, expected in compare.expected_backward(case).items():
                 compare.compare(RULE, name, np.asarray(grads[name]), expected, bounds[name], case, [])

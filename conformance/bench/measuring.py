@@ -197,9 +197,9 @@ def call_kwargs(problem: Problem) -> dict[str, Any]:
 
 def mode_calls(backend: LoadedBackend, problem: Problem, inputs: Inputs) -> dict[Mode, Call]:
     """Zero-argument callables for the modes the backend has functions for."""
-    forward_name, backward_name = OPERATIONS[problem.op]
-    forward_fn = backend.functions.get(forward_name)
-    backward_fn = backend.functions.get(backward_name)
+    record = OPERATIONS[problem.op]
+    forward_fn = backend.functions.get(record.forward)
+    backward_fn = None if record.backward is None else backend.functions.get(record.backward)
     kwargs = call_kwargs(problem)
     x, w, b, dy = inputs.x, inputs.w, inputs.b, inputs.dy
     forward: Call | None = None
@@ -224,9 +224,9 @@ def mode_calls(backend: LoadedBackend, problem: Problem, inputs: Inputs) -> dict
 def unsupported_reason(backend: LoadedBackend, problem: Problem, dtype: str) -> str | None:
     """Why the backend's declared capabilities exclude ``problem`` in ``dtype`` (None: they include it)."""
     caps = backend.capabilities
-    forward_name, backward_name = OPERATIONS[problem.op]
-    if forward_name not in backend.functions and backward_name not in backend.functions:
-        return f"no {forward_name} / {backward_name}"
+    record = OPERATIONS[problem.op]
+    if not any(name in backend.functions for name in record.functions):
+        return f"no {' / '.join(record.functions)}"
     if dtype not in caps.dtypes:
         return f"dtype {dtype}"
     if problem.op == "linear":
