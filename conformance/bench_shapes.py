@@ -10,19 +10,25 @@ A *problem* is one call configuration of one operation, written on one line::
 
 Grammar: a head, then ``letter value`` tokens in any order, each at most once.
 
-* head: ``conv1d`` ``conv2d`` ``conv3d`` (convolution), ``mp1d`` .. ``mp3d`` (max pool),
-  ``ap1d`` .. ``ap3d`` (average pool), ``fc`` (linear);
+* head: an operation's short name (:data:`HEADS`) and, for all but ``fc``, its
+  number of spatial dims: ``conv1d`` .. ``conv3d`` (convolution), ``convt1d`` ..
+  ``convt3d`` (transposed convolution), ``mp1d`` .. (max pool), ``mpi1d`` .. (max-pool
+  indices), ``ap1d`` .. (average pool), ``aap1d`` .. and ``amp1d`` .. (adaptive
+  average and max pool), ``fc`` (linear);
 * ``n`` batch, ``c`` input channels (``in_features`` for fc), ``o`` output channels
-  (``out_features``; conv and fc only);
+  (``out_features``; operations with weights only);
 * spatial sizes by letter: 1-D ``w``; 2-D ``h w``; 3-D ``t h w`` (t: depth or time);
 * ``k`` kernel, ``s`` stride, ``d`` dilation: one int for every spatial dim, or one
   per dim joined by ``x`` (``k3x1``);
 * ``p`` padding: one entry for every dim or one per dim joined by ``x``; an entry
   is ``P`` (both sides) or ``B:A`` (before:after), e.g. ``p1``, ``p256:0``, ``p1x0:1``;
-* ``g`` groups (conv only); flags ``ceil`` (pools: ceil mode) and ``exclpad``
-  (average pool: ``count_include_pad=False``).
+* ``g`` groups (convolutions); ``e`` output padding (transposed convolution, like ``k``);
+  ``a`` output size (adaptive pools, like ``k``: ``a1`` is global pooling);
+  flags ``ceil`` (pools: ceil mode) and ``exclpad`` (average pool: ``count_include_pad=False``).
 
-Defaults: ``s1`` for conv and ``s`` = ``k`` for pools, ``p0``, ``d1``, ``g1``.
+Which tokens a head takes follows from its operation's record in :mod:`spec.operations`
+(its weights and parameter names). Defaults: ``s1`` for convolutions and ``s`` = ``k``
+for pools, ``p0``, ``d1``, ``g1``, ``e0``.
 :func:`format_problem` writes the canonical form, which :func:`parse_problem`
 reads back to the same :class:`Problem`.
 
@@ -33,6 +39,10 @@ reads back to the same :class:`Problem`.
 'conv2d n8 c64 h56 w56 o64 k3 s1 p1'
 >>> format_problem(parse_problem("mp1d w10 c2 n1 k2"))
 'mp1d n1 c2 w10 k2 s2 p0'
+>>> parse_problem("convt2d n1 c64 h28 w28 o32 k3 s2 p1 e1").y_shape()   # a decoder doubling 28 to 56
+(1, 32, 56, 56)
+>>> parse_problem("aap2d n8 c2048 h7 w7 a1").y_shape()                   # a ResNet head
+(8, 2048, 1, 1)
 """
 
 from __future__ import annotations
@@ -40,20 +50,28 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias
+
+import numpy as np
 
 import spec
-from spec import OpName, Padding
+from spec import OPERATIONS, Operation, OpName, Padding
 
 Mode: TypeAlias = Literal["forward", "backward", "fwd+bwd"]
 #: The timed modes, in table order.
 MODES: tuple[Mode, ...] = ("forward", "backward", "fwd+bwd")
 
-_HEADS: dict[str, OpName] = {"conv": "conv", "mp": "max_pool", "ap": "avg_pool"}
-_HEAD_OF: dict[OpName, str] = {op: head for head, op in _HEADS.items()}
+#: Each operation's head in a descriptor (a test checks every operation of the registry has one).
+HEADS: dict[OpName, str] = {
+    "conv": "conv", "conv_transpose": "convt", "max_pool": "mp", "max_pool_indices": "mpi", "avg_pool": "ap",
+    "adaptive_avg_pool": "aap", "adaptive_max_pool": "amp", "linear": "fc",
+}
+_OP_OF_HEAD: dict[str, OpName] = {head: op for op, head in HEADS.items()}
 _SPATIAL_LETTERS: dict[int, tuple[str, ...]] = {1: ("w",), 2: ("h", "w"), 3: ("t", "h", "w")}
-_FLAGS = ("ceil", "exclpad")
+#: Flags and the parameter each sets.
+_FLAGS = {"ceil": "ceil_mode", "exclpad": "count_include_pad"}
 
 
 class ProblemSyntaxError(ValueError):
@@ -66,7 +84,7 @@ class Problem:
 
     For ``linear``, ``spatial``, ``kernel``, ``stride``, ``padding`` and ``dilation``
     are empty, ``c`` is ``in_features`` and ``o`` is ``out_features``. For pools
-    ``o`` equals ``c``.
+    ``o`` equals ``c``. Fields an operation does not take keep their defaults.
     """
 
     op: OpName
@@ -81,6 +99,14 @@ class Problem:
     groups: int = 1
     ceil_mode: bool = False
     count_include_pad: bool = True
+    #: Transposed convolution's output padding, one per spatial dim.
+    output_padding: tuple[int, ...] = ()
+    #: Adaptive pooling's output size, one per spatial dim.
+    output_size: tuple[int, ...] = ()
+
+    @property
+    def operation(self) -> Operation:
+        return OPERATIONS[self.op]
 
     @property
     def ndim(self) -> int:
@@ -91,23 +117,28 @@ class Problem:
         return (self.n, self.c, *self.spatial)
 
     def w_shape(self) -> tuple[int, ...]:
-        """The weight's shape: (C_out, C_in / groups, *kernel) or (out, in); () for pools."""
-        if self.op == "conv":
-            return (self.o, self.c // self.groups, *self.kernel)
-        if self.op == "linear":
-            return (self.o, self.c)
-        return ()
+        """The weight's shape in the operation's layout (conv: (C_out, C_in / groups, *kernel)); () without weights."""
+        layout = self.operation.weight_shape
+        return () if layout is None else layout(self.c, self.o, self.groups, self.kernel)
+
+    def kwargs(self) -> dict[str, object]:
+        """The keyword arguments of the operation's protocol functions (its parameter model's fields)."""
+        values: dict[str, object] = {
+            "kernel_size": self.kernel, "stride": self.stride, "padding": self.padding, "dilation": self.dilation,
+            "groups": self.groups, "ceil_mode": self.ceil_mode, "count_include_pad": self.count_include_pad,
+            "output_padding": self.output_padding, "output_size": self.output_size,
+        }
+        return {name: values[name] for name in self.operation.param_names}
+
+    def y_shape(self) -> tuple[int, ...]:
+        """The forward output's shape, by the operation's output-shape function (spec.SpecError when invalid)."""
+        x = np.empty(self.x_shape(), dtype=np.float32)  # never written: no memory is touched
+        w = np.empty(self.w_shape(), dtype=np.float32) if self.operation.has_weights else None
+        return self.operation.output_shape(x, w, None, **self.kwargs())
 
     def out_spatial(self) -> tuple[int, ...]:
         """The output's spatial shape, by the spec's output-size rule."""
-        ceil = self.ceil_mode and self.op != "conv"
-        return tuple(
-            spec.output_size(n, k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
-            for n, k, s, p, d in zip(self.spatial, self.kernel, self.stride, self.padding, self.dilation)
-        )
-
-    def y_shape(self) -> tuple[int, ...]:
-        return (self.n, self.o, *self.out_spatial())
+        return self.y_shape()[2:]
 
 
 def _positive(value: str, token: str, *, minimum: int = 1) -> int:
@@ -160,23 +191,33 @@ def parse_problem(text: str) -> Problem:
     if not tokens:
         raise ProblemSyntaxError("empty problem descriptor")
     head, rest = tokens[0], tokens[1:]
-    match = re.fullmatch(r"(conv|mp|ap)([123])d", head)
-    if head == "fc":
+    match = re.fullmatch(r"([a-z]+?)([123])d", head)
+    if head == HEADS["linear"]:
         op: OpName = "linear"
         ndim = 0
-    elif match:
-        op, ndim = _HEADS[match.group(1)], int(match.group(2))
+    elif match and match.group(1) in _OP_OF_HEAD and OPERATIONS[_OP_OF_HEAD[match.group(1)]].windowing != "none":
+        op, ndim = _OP_OF_HEAD[match.group(1)], int(match.group(2))
     else:
-        raise ProblemSyntaxError(f"{text!r}: unknown head {head!r} (conv1d..conv3d, mp1d..mp3d, ap1d..ap3d or fc)")
+        heads = ", ".join(f"{h}1d..{h}3d" for o, h in HEADS.items() if OPERATIONS[o].windowing != "none")
+        raise ProblemSyntaxError(f"{text!r}: unknown head {head!r} ({heads} or {HEADS['linear']})")
+    record = OPERATIONS[op]
+    names = record.param_names
     spatial_letters = _SPATIAL_LETTERS.get(ndim, ())
     allowed = {"n", "c"} | set(spatial_letters)
-    if op in ("conv", "linear"):
+    required = {"n": "batch", "c": "channels", **{letter: "spatial size" for letter in spatial_letters}}
+    if record.has_weights:
         allowed.add("o")
-    if op != "linear":
+        required["o"] = "output channels"
+    if record.windowing == "kernel":
         allowed |= {"k", "s", "p", "d"}
-    if op == "conv":
-        allowed.add("g")
-    flags_allowed = {"max_pool": ("ceil",), "avg_pool": _FLAGS}.get(op, ())
+        required["k"] = "kernel"
+    for letter, name in (("g", "groups"), ("e", "output_padding")):
+        if name in names:
+            allowed.add(letter)
+    if "output_size" in names:
+        allowed.add("a")
+        required["a"] = "output size"
+    flags_allowed = tuple(flag for flag, name in _FLAGS.items() if name in names)
     values: dict[str, str] = {}
     flags: set[str] = set()
     for token in rest:
@@ -193,42 +234,49 @@ def parse_problem(text: str) -> Problem:
         if letter in values:
             raise ProblemSyntaxError(f"{text!r}: {letter!r} given twice")
         values[letter] = value
-    required = {"n": "batch", "c": "channels", **{letter: "spatial size" for letter in spatial_letters}}
-    if op in ("conv", "linear"):
-        required["o"] = "output channels"
-    if op != "linear":
-        required["k"] = "kernel"
     for letter, meaning in required.items():
         if letter not in values:
             raise ProblemSyntaxError(f"{text!r}: missing {letter} ({meaning})")
     n = _positive(values["n"], f"n{values['n']}", minimum=0)
     c = _positive(values["c"], f"c{values['c']}")
     o = _positive(values["o"], f"o{values['o']}") if "o" in values else c
-    if op == "linear":
-        problem = Problem("linear", n, c, o)
+    if record.windowing == "none":
+        problem = Problem(op, n, c, o)
     else:
         spatial = tuple(_positive(values[letter], f"{letter}{values[letter]}") for letter in spatial_letters)
-        kernel = _per_dim(values["k"], "k" + values["k"], ndim)
-        default_stride = "x".join(map(str, kernel)) if op != "conv" else "1"
-        stride = _per_dim(values.get("s", default_stride), "s" + values.get("s", default_stride), ndim)
-        padding = _padding(values.get("p", "0"), "p" + values.get("p", "0"), ndim)
-        dilation = _per_dim(values.get("d", "1"), "d" + values.get("d", "1"), ndim)
-        groups = _positive(values.get("g", "1"), "g" + values.get("g", "1"))
-        problem = Problem(
-            op, n, c, o, spatial, kernel, stride, padding, dilation, groups,
-            ceil_mode="ceil" in flags, count_include_pad="exclpad" not in flags,
-        )
+        fields: dict[str, Any] = {}
+        if record.windowing == "kernel":
+            kernel = _per_dim(values["k"], "k" + values["k"], ndim)
+            default_stride = "x".join(map(str, kernel)) if not record.has_weights else "1"
+            fields = {
+                "kernel": kernel,
+                "stride": _per_dim(values.get("s", default_stride), "s" + values.get("s", default_stride), ndim),
+                "padding": _padding(values.get("p", "0"), "p" + values.get("p", "0"), ndim),
+                "dilation": _per_dim(values.get("d", "1"), "d" + values.get("d", "1"), ndim),
+            }
+        if "groups" in names:
+            fields["groups"] = _positive(values.get("g", "1"), "g" + values.get("g", "1"))
+        if "output_padding" in names:
+            fields["output_padding"] = _per_dim(values.get("e", "0"), "e" + values.get("e", "0"), ndim, minimum=0)
+        if "output_size" in names:
+            fields["output_size"] = _per_dim(values["a"], "a" + values["a"], ndim)
+        problem = dataclasses.replace(Problem(op, n, c, o, spatial), ceil_mode="ceil" in flags,
+                                      count_include_pad="exclpad" not in flags, **fields)
     check_problem(problem, text)
     return problem
 
 
 def check_problem(problem: Problem, text: str = "") -> None:
-    """Reject a problem whose groups do not divide the channels or whose output would be empty."""
+    """Reject a problem whose groups do not divide the channels, or whose output would be empty or is invalid."""
     where = text or format_problem(problem)
-    if problem.op == "conv" and (problem.c % problem.groups or problem.o % problem.groups):
+    if "groups" in problem.operation.param_names and (problem.c % problem.groups or problem.o % problem.groups):
         raise ProblemSyntaxError(f"{where!r}: groups g{problem.groups} must divide c{problem.c} and o{problem.o}")
-    if any(size < 1 for size in problem.out_spatial()):
-        raise ProblemSyntaxError(f"{where!r}: the output would be empty (output spatial {problem.out_spatial()})")
+    try:
+        problem.y_shape()
+    except spec.SpecError as error:
+        if error.parameter.startswith("output size"):
+            raise ProblemSyntaxError(f"{where!r}: the output would be empty ({error})") from None
+        raise ProblemSyntaxError(f"{where!r}: {error}") from None
 
 
 def _join(values: tuple[int, ...]) -> str:
@@ -241,18 +289,24 @@ def format_problem(problem: Problem) -> str:
     >>> format_problem(Problem("conv", 2, 64, 128, (8000,), (2,), (1,), ((256, 0),), (256,)))
     'conv1d n2 c64 w8000 o128 k2 s1 p256:0 d256'
     """
-    if problem.op == "linear":
-        return f"fc n{problem.n} c{problem.c} o{problem.o}"
+    record = problem.operation
+    if record.windowing == "none":
+        return f"{HEADS[problem.op]} n{problem.n} c{problem.c} o{problem.o}"
     ndim = problem.ndim
-    parts = [f"{_HEAD_OF[problem.op]}{ndim}d", f"n{problem.n}", f"c{problem.c}"]
+    parts = [f"{HEADS[problem.op]}{ndim}d", f"n{problem.n}", f"c{problem.c}"]
     parts += [f"{letter}{size}" for letter, size in zip(_SPATIAL_LETTERS[ndim], problem.spatial)]
-    if problem.op == "conv":
+    if record.has_weights:
         parts.append(f"o{problem.o}")
-    parts += [f"k{_join(problem.kernel)}", f"s{_join(problem.stride)}"]
-    entries = [str(lo) if lo == hi else f"{lo}:{hi}" for lo, hi in problem.padding]
-    parts.append("p" + (entries[0] if len(set(entries)) == 1 else "x".join(entries)))
-    if set(problem.dilation) != {1}:
-        parts.append(f"d{_join(problem.dilation)}")
+    if record.windowing == "kernel":
+        parts += [f"k{_join(problem.kernel)}", f"s{_join(problem.stride)}"]
+        entries = [str(lo) if lo == hi else f"{lo}:{hi}" for lo, hi in problem.padding]
+        parts.append("p" + (entries[0] if len(set(entries)) == 1 else "x".join(entries)))
+        if set(problem.dilation) != {1}:
+            parts.append(f"d{_join(problem.dilation)}")
+    if "output_padding" in record.param_names and set(problem.output_padding) != {0}:
+        parts.append(f"e{_join(problem.output_padding)}")
+    if "output_size" in record.param_names:
+        parts.append(f"a{_join(problem.output_size)}")
     if problem.groups != 1:
         parts.append(f"g{problem.groups}")
     if problem.ceil_mode:
@@ -323,10 +377,72 @@ def linear_flops(problem: Problem) -> Flops:
     return Flops(2 * macs + outputs, 4 * macs + outputs)
 
 
+def conv_transpose_flops(problem: Problem) -> Flops:
+    """Transposed convolution: every input element scatters to C_out / groups * K outputs, M = N * C_in * P_in * that.
+
+    Forward 2M + N*C_out*P_out (the bias); backward 2M for dx, 2M for dW and N*C_out*P_out adds for db.
+    The same M as the convolution it transposes (its x is this y).
+
+    >>> conv_transpose_flops(parse_problem("convt1d n1 c3 w2 o2 k3"))   # M = 1*3*2*2*3 = 36, P_out = 4
+    Flops(forward=80, backward=152)
+    >>> conv_flops(parse_problem("conv1d n1 c2 w4 o3 k3")).backward - 6 == conv_transpose_flops(
+    ...     parse_problem("convt1d n1 c3 w2 o2 k3")).backward - 8   # 4M either way
+    True
+    """
+    outputs = problem.n * problem.o * math.prod(problem.out_spatial())
+    macs = problem.n * problem.c * math.prod(problem.spatial) * (problem.o // problem.groups) * math.prod(problem.kernel)
+    return Flops(2 * macs + outputs, 4 * macs + outputs)
+
+
+def max_pool_indices_flops(problem: Problem) -> Flops:
+    """Max-pool indices: the max pool's K - 1 comparisons per output; no backward.
+
+    >>> max_pool_indices_flops(parse_problem("mpi2d n1 c1 h4 w4 k2"))
+    Flops(forward=12, backward=0)
+    """
+    return Flops(max_pool_flops(problem).forward, 0)
+
+
+def _adaptive_taps(problem: Problem) -> int:
+    """The summed window sizes over one output plane: a product of per-dim sums (windows differ in length)."""
+    return math.prod(sum(end - start for start, end in spec.adaptive_windows(n, o))
+                     for n, o in zip(problem.spatial, problem.output_size))
+
+
+def adaptive_avg_pool_flops(problem: Problem) -> Flops:
+    """Adaptive average pooling: per output its window's adds and one divide; as many backward.
+
+    >>> adaptive_avg_pool_flops(parse_problem("aap1d n1 c1 w10 a4"))   # 4 windows of 3
+    Flops(forward=12, backward=16)
+    """
+    planes = problem.n * problem.c
+    outputs = planes * math.prod(problem.output_size)
+    return Flops(planes * _adaptive_taps(problem), planes * _adaptive_taps(problem) + outputs)
+
+
+def adaptive_max_pool_flops(problem: Problem) -> Flops:
+    """Adaptive max pooling: per output its window's size - 1 comparisons; one add per output backward.
+
+    >>> adaptive_max_pool_flops(parse_problem("amp1d n1 c1 w10 a4"))
+    Flops(forward=8, backward=4)
+    """
+    planes = problem.n * problem.c
+    outputs = planes * math.prod(problem.output_size)
+    return Flops(planes * _adaptive_taps(problem) - outputs, outputs)
+
+
+#: Each operation's operation count (a test checks every operation of the registry has one).
+FLOP_COUNTS: dict[OpName, Callable[[Problem], Flops]] = {
+    "conv": conv_flops, "conv_transpose": conv_transpose_flops, "max_pool": max_pool_flops,
+    "max_pool_indices": max_pool_indices_flops, "avg_pool": avg_pool_flops,
+    "adaptive_avg_pool": adaptive_avg_pool_flops, "adaptive_max_pool": adaptive_max_pool_flops,
+    "linear": linear_flops,
+}
+
+
 def flops(problem: Problem) -> Flops:
     """The operation count of one forward and one backward call of ``problem``."""
-    counter = {"conv": conv_flops, "max_pool": max_pool_flops, "avg_pool": avg_pool_flops, "linear": linear_flops}
-    return counter[problem.op](problem)
+    return FLOP_COUNTS[problem.op](problem)
 
 
 class NamedProblem(NamedTuple):
@@ -364,6 +480,7 @@ SHAPE_SETS: dict[str, tuple[NamedProblem, ...]] = {
         ("layer4 3x3 512->512", "conv2d n8 c512 h7 w7 o512 k3 s1 p1"),
         ("layer4 1x1 512->2048", "conv2d n8 c512 h7 w7 o2048 k1 s1 p0"),
         ("avgpool 7x7 global", "ap2d n8 c2048 h7 w7 k7 s7 p0"),
+        ("avgpool adaptive global (torchvision head)", "aap2d n8 c2048 h7 w7 a1"),
         ("fc 2048->1000", "fc n8 c2048 o1000"),
     ]),
     "vgg16": _set("vgg16", [
@@ -400,6 +517,17 @@ SHAPE_SETS: dict[str, tuple[NamedProblem, ...]] = {
         ("pool 2x2x2/2 @16^3", "mp3d n1 c128 t16 h16 w16 k2 s2 p0"),
         ("bottleneck 3x3x3 128->256 @8^3", "conv3d n1 c128 t8 h8 w8 o256 k3 s1 p1"),
         ("avgpool 2x2x2/2 @16^3", "ap3d n1 c64 t16 h16 w16 k2 s2 p0"),
+    ]),
+    "segmentation": _set("segmentation", [
+        ("U-Net up-conv 2x2/2 512->256 @16", "convt2d n4 c512 h16 w16 o256 k2 s2"),
+        ("U-Net up-conv 2x2/2 256->128 @32", "convt2d n4 c256 h32 w32 o128 k2 s2"),
+        ("U-Net up-conv 2x2/2 128->64 @64", "convt2d n4 c128 h64 w64 o64 k2 s2"),
+        ("U-Net up-conv 2x2/2 64->32 @128", "convt2d n4 c64 h128 w128 o32 k2 s2"),
+        ("decoder 3x3/2 p1 output_padding 1 64->32 @64", "convt2d n4 c64 h64 w64 o32 k3 s2 p1 e1"),
+        ("3-D U-Net up-conv 2x2x2/2 128->64 @16^3", "convt3d n1 c128 t16 h16 w16 o64 k2 s2"),
+        ("SegNet pool with indices 2x2/2 @224", "mpi2d n4 c64 h224 w224 k2 s2"),
+        ("PSPNet pyramid bin 6 @60", "aap2d n4 c512 h60 w60 a6"),
+        ("adaptive max 7x7 @13 (RoI-style)", "amp2d n8 c256 h13 w13 a7"),
     ]),
     "audio1d": _set("audio1d", [
         ("wav2vec2 conv0 k10/5 1->512", "conv1d n2 c1 w16000 o512 k10 s5 p0"),

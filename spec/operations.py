@@ -97,6 +97,8 @@ class Operation:
     result_dtype: str | None = None
     #: The operation whose selected elements this one's result locates (max-pool indices: max pooling).
     locates: OpName | None = None
+    #: ``weight_shape(c_in, c_out, groups, kernel)``: the layout of ``w`` (None: no weights).
+    weight_shape: Callable[[int, int, int, tuple[int, ...]], tuple[int, ...]] | None = None
 
     @property
     def has_backward(self) -> bool:
@@ -198,6 +200,23 @@ def _linear_terms(x: tuple[int, ...], w: tuple[int, ...] | None, p: Mapping[str,
     return Terms(x[1], w[0], x[0], x[0])
 
 
+# --------------------------------------------------------------------------- weight layouts
+
+def _conv_weight(c_in: int, c_out: int, groups: int, kernel: tuple[int, ...]) -> tuple[int, ...]:
+    """(C_out, C_in / groups, *K)."""
+    return (c_out, c_in // groups, *kernel)
+
+
+def _conv_transpose_weight(c_in: int, c_out: int, groups: int, kernel: tuple[int, ...]) -> tuple[int, ...]:
+    """(C_in, C_out / groups, *K): the weight of the convolution it transposes, as PyTorch and ONNX store it."""
+    return (c_in, c_out // groups, *kernel)
+
+
+def _linear_weight(c_in: int, c_out: int, groups: int, kernel: tuple[int, ...]) -> tuple[int, ...]:
+    """(out_features, in_features)."""
+    return (c_out, c_in)
+
+
 # --------------------------------------------------------------------------- the records
 
 _COMMON = ("dtypes", "spatial_ranks", "empty_batch", "nonfinite", "compiles_per_shape")
@@ -219,12 +238,14 @@ def _unweighted(name: OpName) -> dict[str, Any]:
 _RECORDS: tuple[Operation, ...] = (
     Operation(
         name="conv", title="convolution", **_weighted("conv"), params=ConvParams, shape=_conv_shape,
+        weight_shape=_conv_weight,
         terms=_conv_terms, document="conv.md", constraint_prefix="CONV", windowing="kernel", dilation_field="dilation",
         capabilities=(*_COMMON, "dilation", "groups", "asymmetric_padding", "accuracy", "accumulation"),
     ),
     Operation(
         name="conv_transpose", title="transposed convolution", **_weighted("conv_transpose"),
         params=ConvTransposeParams, shape=_conv_transpose_shape, terms=_conv_transpose_terms,
+        weight_shape=_conv_transpose_weight,
         document="conv_transpose.md", constraint_prefix="CONVT", windowing="kernel", dilation_field="dilation",
         capabilities=(*_COMMON, "dilation", "groups", "asymmetric_padding", "output_padding", "accumulation"),
     ),
@@ -262,6 +283,7 @@ _RECORDS: tuple[Operation, ...] = (
     Operation(
         name="linear", title="linear (fully connected)", **_weighted("linear"), params=LinearParams,
         shape=_linear_shape, terms=_linear_terms, document="linear.md", constraint_prefix="LINEAR",
+        weight_shape=_linear_weight,
         windowing="none", capabilities=("dtypes", "empty_batch", "nonfinite", "compiles_per_shape", "accumulation"),
     ),
 )

@@ -52,10 +52,16 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 def problems(draw: st.DrawFn) -> Problem:
     """Any valid problem: every op, 1 to 3 spatial dims, groups, dilation, asymmetric padding, flags."""
     op: OpName = draw(st.sampled_from(list(OPERATIONS)))
+    record = OPERATIONS[op]
     n, c = draw(st.integers(0, 64)), draw(st.integers(1, 64))
-    if op == "linear":
-        return Problem("linear", n, c, draw(st.integers(1, 64)))
+    if record.windowing == "none":
+        return Problem(op, n, c, draw(st.integers(1, 64)))
     ndim = draw(st.integers(1, 3))
+    if record.windowing == "adaptive":
+        spatial = tuple(draw(st.integers(1, 40)) for _ in range(ndim))
+        adaptive = Problem(op, n, c, c, spatial, output_size=tuple(draw(st.integers(1, 50)) for _ in range(ndim)))
+        check_problem(adaptive)
+        return adaptive
 
     def per_dim(low: int, high: int) -> tuple[int, ...]:
         if draw(st.booleans()):
@@ -67,14 +73,18 @@ def problems(draw: st.DrawFn) -> Problem:
     if draw(st.booleans()):
         padding = (padding[0],) * ndim
     spatial = tuple(d * (k - 1) + 1 + draw(st.integers(0, 40)) for k, d in zip(kernel, dilation))
-    groups, o = 1, c
-    if op == "conv":
+    groups, o, extra = 1, c, ()
+    if "groups" in record.param_names:
         groups = draw(st.sampled_from([g for g in (1, 2, 4, c) if c % g == 0]))
         o = groups * draw(st.integers(1, 8))
+    if "output_padding" in record.param_names:
+        extra = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+        padding = tuple((min(lo, d * (k - 1)), min(hi, d * (k - 1))) for (lo, hi), k, d in zip(padding, kernel, dilation))
     problem = Problem(
         op, n, c, o, spatial, kernel, stride, padding, dilation, groups,
-        ceil_mode=op != "conv" and draw(st.booleans()),
-        count_include_pad=op != "avg_pool" or draw(st.booleans()),
+        ceil_mode="ceil_mode" in record.param_names and draw(st.booleans()),
+        count_include_pad="count_include_pad" not in record.param_names or draw(st.booleans()),
+        output_padding=extra,
     )
     check_problem(problem)
     return problem
@@ -122,6 +132,10 @@ def test_descriptor_defaults_and_forms() -> None:
         ("conv2d n1 c3 h2 w2 o4 k3", "output would be empty"),
         ("fc n1 c-3 o2", "not a non-negative integer"),
         ("conv1d n1 c1 w8 o1 k2 p1:2:3", "BEFORE:AFTER"),
+        ("convt1d n1 c2 w4 o2 k3 s2 e2", "output_padding"),
+        ("aap2d n1 c2 h4 w4", "missing a"),
+        ("aap2d n1 c2 h4 w4 a2 k2", "unexpected token"),
+        ("mpi2d n1 c2 h4 w4 k2 exclpad", "does not apply"),
     ],
 )
 def test_descriptor_errors(text: str, message: str) -> None:
@@ -130,7 +144,7 @@ def test_descriptor_errors(text: str, message: str) -> None:
 
 
 def test_shape_sets_parse_and_cover_what_they_claim() -> None:
-    assert set(SHAPE_SETS) == {"resnet50", "vgg16", "mobilenet", "unet3d", "audio1d", "classifier"}
+    assert set(SHAPE_SETS) == {"resnet50", "vgg16", "mobilenet", "unet3d", "segmentation", "audio1d", "classifier"}
     for rows in SHAPE_SETS.values():
         for row in rows:
             assert parse_problem(row.descriptor) == row.problem, row.descriptor
@@ -141,6 +155,35 @@ def test_shape_sets_parse_and_cover_what_they_claim() -> None:
     assert all(r.problem.ndim == 3 for r in SHAPE_SETS["unet3d"])
     assert all(r.problem.ndim == 1 for r in SHAPE_SETS["audio1d"])
     assert {r.problem.op for r in SHAPE_SETS["classifier"]} == {"linear"}
+    assert "aap2d n8 c2048 h7 w7 a1" in resnet  # the classifier head as adaptive (global) pooling
+    decoder = [r.problem for r in SHAPE_SETS["segmentation"] if r.problem.op == "conv_transpose"]
+    assert decoder and all(p.y_shape()[2:] == tuple(2 * n for n in p.spatial) for p in decoder)  # each doubles
+
+
+def test_every_operation_has_a_head_a_flop_count_and_a_bench_problem() -> None:
+    from conformance.bench_shapes import FLOP_COUNTS, HEADS
+
+    assert set(HEADS) == set(OPERATIONS) == set(FLOP_COUNTS)
+    assert len(set(HEADS.values())) == len(HEADS)
+    benched = {row.problem.op for rows in SHAPE_SETS.values() for row in rows}
+    assert benched == set(OPERATIONS)
+
+
+@pytest.mark.parametrize(
+    ("text", "y_shape", "forward_flops"),
+    [
+        ("convt1d n1 c3 w2 o2 k3", (1, 2, 4), 80),   # M = 1*3*2 inputs * 2 outputs/group * 3 taps = 36; 2M + 8
+        ("convt2d n1 c4 h3 w3 o2 k3 s2 p1 e1 g2", (1, 2, 6, 6), 2 * 1 * 4 * 9 * 1 * 9 + 72),
+        ("mpi1d n1 c1 w6 k2", (1, 1, 3), 3),
+        ("aap1d n2 c1 w2 a3", (2, 1, 3), 2 * 4),     # windows [0,1), [0,2), [1,2): 4 taps per plane
+        ("amp2d n1 c1 h4 w4 a1", (1, 1, 1, 1), 15),
+    ],
+)
+def test_new_operations_in_the_grammar(text: str, y_shape: tuple[int, ...], forward_flops: int) -> None:
+    problem = parse_problem(text)
+    assert problem.y_shape() == y_shape
+    assert flops(problem).forward == forward_flops
+    assert parse_problem(format_problem(problem)) == problem
 
 
 def test_module_doctests() -> None:

@@ -173,26 +173,17 @@ def make_inputs(problem: Problem, dtype: str, seed: int = 0) -> Inputs:
 
     x = normal(problem.x_shape())
     w = b = None
-    if problem.op in ("conv", "linear"):
+    if problem.operation.has_weights:
         w_shape = problem.w_shape()
-        w = normal(w_shape, 1.0 / math.sqrt(max(1, math.prod(w_shape[1:]))))
+        fan_in = problem.operation.terms(problem.x_shape(), w_shape, call_kwargs(problem)).forward
+        w = normal(w_shape, 1.0 / math.sqrt(max(1, fan_in)))
         b = normal((problem.o,))
     return Inputs(x, w, b, normal(problem.y_shape()))
 
 
 def call_kwargs(problem: Problem) -> dict[str, Any]:
     """The keyword arguments of the protocol functions for ``problem``."""
-    if problem.op == "linear":
-        return {}
-    if problem.op == "conv":
-        return {"stride": problem.stride, "padding": problem.padding, "dilation": problem.dilation, "groups": problem.groups}
-    kwargs: dict[str, Any] = {
-        "kernel_size": problem.kernel, "stride": problem.stride, "padding": problem.padding,
-        "dilation": problem.dilation, "ceil_mode": problem.ceil_mode,
-    }
-    if problem.op == "avg_pool":
-        kwargs["count_include_pad"] = problem.count_include_pad
-    return kwargs
+    return problem.kwargs()
 
 
 def mode_calls(backend: LoadedBackend, problem: Problem, inputs: Inputs) -> dict[Mode, Call]:
@@ -229,29 +220,31 @@ def unsupported_reason(backend: LoadedBackend, problem: Problem, dtype: str) -> 
         return f"no {' / '.join(record.functions)}"
     if dtype not in caps.dtypes:
         return f"dtype {dtype}"
-    if problem.op == "linear":
-        return None if problem.n > 0 or caps.empty_batch else "empty batch"
-    if problem.ndim not in caps.spatial_ranks:
-        return f"{problem.ndim}-D"
     if problem.n == 0 and not caps.empty_batch:
         return "empty batch"
-    if any(lo != hi for lo, hi in problem.padding) and not caps.asymmetric_padding:
-        return "asymmetric padding"
-    dilated = any(d > 1 for d in problem.dilation)
-    if problem.op == "conv":
-        if dilated and not caps.dilation:
-            return "dilation"
-        if problem.groups > 1 and not caps.groups:
-            return "groups"
+    if record.windowing == "none":
         return None
-    if dilated and not (caps.max_pool_dilation if problem.op == "max_pool" else caps.avg_pool_dilation):
-        return "pool dilation"
-    if problem.ceil_mode and not caps.ceil_mode:
+    if problem.ndim not in caps.spatial_ranks:
+        return f"{problem.ndim}-D"
+    names = record.param_names
+    pool = not record.has_weights  # pooling padding has its own capabilities
+    asymmetric = caps.asymmetric_pool_padding if pool else caps.asymmetric_padding
+    if any(lo != hi for lo, hi in problem.padding) and not asymmetric:
+        return "asymmetric padding"
+    if any(d > 1 for d in problem.dilation) and record.dilation_field and not getattr(caps, record.dilation_field):
+        return "pool dilation" if pool else "dilation"
+    if "groups" in names and problem.groups > 1 and not caps.groups:
+        return "groups"
+    if "output_padding" in names and any(problem.output_padding) and not caps.output_padding:
+        return "output_padding"
+    if "output_size" in names and set(problem.output_size) != {1} and caps.adaptive_output_size == "global":
+        return "adaptive output size other than 1"
+    if "ceil_mode" in names and problem.ceil_mode and not caps.ceil_mode:
         return "ceil_mode"
-    if problem.op == "avg_pool" and problem.count_include_pad not in caps.count_include_pad:
+    if "count_include_pad" in names and problem.count_include_pad not in caps.count_include_pad:
         return f"count_include_pad={problem.count_include_pad}"
-    if not all(spec.pool_padding_allowed(caps.pool_padding, k, d, lo, hi)
-               for (lo, hi), k, d in zip(problem.padding, problem.kernel, problem.dilation)):
+    if "kernel_size" in names and not all(spec.pool_padding_allowed(caps.pool_padding, k, d, lo, hi)
+                                          for (lo, hi), k, d in zip(problem.padding, problem.kernel, problem.dilation)):
         return "pool padding beyond half the kernel"
     return None
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from conformance.bench.measuring import Call, Inputs, call_kwargs
 from conformance.bench_shapes import Mode, Problem
+from spec import OPERATIONS
 
 #: ``--against`` names of native baselines, and the adapter whose capabilities they share.
 NATIVE_BASELINES: dict[str, str] = {"torch-native": "torch"}
@@ -39,21 +40,25 @@ def torch_native_calls(problem: Problem, inputs: Inputs) -> dict[Mode, Call]:
     w = None if inputs.w is None else torch.from_numpy(inputs.w)
     b = None if inputs.b is None else torch.from_numpy(inputs.b)
     dy = torch.from_numpy(inputs.dy)
-    run: Callable[..., Any]
-    if problem.op == "linear":
-        def run(xt: Any, wt: Any, bt: Any) -> Any:
-            return F.linear(xt, wt, bt)
-    elif problem.op == "conv":
-        def run(xt: Any, wt: Any, bt: Any) -> Any:
-            return adapter._conv(xt, wt, bt, kwargs["stride"], kwargs["padding"], kwargs["dilation"], kwargs["groups"])
-    elif problem.op == "max_pool":
-        def run(xt: Any, wt: Any, bt: Any) -> Any:
-            return adapter._max_pool(xt, kwargs["kernel_size"], kwargs["stride"], kwargs["padding"],
-                                     kwargs["dilation"], kwargs["ceil_mode"])
-    else:
-        def run(xt: Any, wt: Any, bt: Any) -> Any:
-            return adapter._avg_pool(xt, kwargs["kernel_size"], kwargs["stride"], kwargs["padding"],
-                                     kwargs["dilation"], kwargs["ceil_mode"], kwargs["count_include_pad"])
+    native: dict[str, Callable[..., Any]] = {
+        "linear": lambda xt, wt, bt: F.linear(xt, wt, bt),
+        "conv": lambda xt, wt, bt: adapter._conv(xt, wt, bt, kwargs["stride"], kwargs["padding"], kwargs["dilation"],
+                                                 kwargs["groups"]),
+        "conv_transpose": lambda xt, wt, bt: adapter._conv_transpose(
+            xt, wt, bt, kwargs["stride"], kwargs["padding"], kwargs["output_padding"], kwargs["dilation"],
+            kwargs["groups"]),
+        "max_pool": lambda xt, wt, bt: adapter._max_pool(xt, kwargs["kernel_size"], kwargs["stride"], kwargs["padding"],
+                                                         kwargs["dilation"], kwargs["ceil_mode"]),
+        "max_pool_indices": lambda xt, wt, bt: adapter._max_pool(
+            xt, kwargs["kernel_size"], kwargs["stride"], kwargs["padding"], kwargs["dilation"], kwargs["ceil_mode"],
+            indices=True),
+        "avg_pool": lambda xt, wt, bt: adapter._avg_pool(xt, kwargs["kernel_size"], kwargs["stride"], kwargs["padding"],
+                                                         kwargs["dilation"], kwargs["ceil_mode"],
+                                                         kwargs["count_include_pad"]),
+        "adaptive_avg_pool": lambda xt, wt, bt: adapter._spatial_op(adapter._ADAPTIVE_AVG, xt)(xt, kwargs["output_size"]),
+        "adaptive_max_pool": lambda xt, wt, bt: adapter._spatial_op(adapter._ADAPTIVE_MAX, xt)(xt, kwargs["output_size"]),
+    }
+    run = native[problem.op]
 
     def leaves() -> list[Any]:
         return [t.detach().requires_grad_(True) if t is not None else None for t in (x, w, b)]
@@ -62,6 +67,8 @@ def torch_native_calls(problem: Problem, inputs: Inputs) -> dict[Mode, Call]:
         with torch.no_grad():
             return run(x, w, b)
 
+    if OPERATIONS[problem.op].backward is None:  # max-pool indices: nothing to differentiate
+        return {"forward": forward}
     recorded = leaves()
     graph = run(*recorded)
 
