@@ -66,7 +66,7 @@ def features(problem: Problem | None) -> frozenset[str]:
         out.add("ceil_mode")
     if params.get("count_include_pad") is False:
         out.add("count_include_pad=False")
-    if problem.op != "linear" and problem.spatial_rank == 3:
+    if problem.operation.windowing != "none" and problem.spatial_rank == 3:
         out.add("3-D")
     return frozenset(out)
 
