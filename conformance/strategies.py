@@ -269,11 +269,12 @@ def _build_conv(choose: Choices, caps: Capabilities, dtype: str, *, rank: int | 
 
 
 def _choose_padding(choose: Choices, caps: Capabilities, kernel: tuple[int, ...],
-                    limit: Literal["half_kernel"] | None, most: int = 2, *, pool: bool = False) -> Padding:
+                    limit: tuple[int | None, ...] | None, most: int = 2, *, pool: bool = False) -> Padding:
+    """Pairs up to ``most`` per side, or, where ``limit`` (per dim) bounds them, up to ``min(most + 1, limit)``."""
     asymmetric = caps.asymmetric_pool_padding if pool else caps.asymmetric_padding
     pairs = []
-    for k in kernel:
-        top = most if limit is None else min(most + 1, k // 2)
+    for bound in (limit if limit is not None else (None,) * len(kernel)):
+        top = most if bound is None else min(most + 1, bound)
         lo = choose.integer(0, top)
         hi = choose.integer(0, top) if asymmetric else lo
         pairs.append((lo, hi))
@@ -323,7 +324,7 @@ def _build_pool(choose: Choices, caps: Capabilities, dtype: str, op: OpName, *, 
     stride = tuple(choose.integer(1, lim.stride) for _ in range(rank))
     dilated = record.dilation_field is not None and bool(getattr(caps, record.dilation_field))
     dilation = tuple(choose.integer(1, lim.dilation) if dilated else 1 for _ in range(rank))
-    limit: Literal["half_kernel"] | None = "half_kernel" if caps.pool_padding == "half_kernel" else None
+    limit = tuple(spec.pool_padding_limit(caps.pool_padding, k, d) for k, d in zip(kernel, dilation))
     padding = _choose_padding(choose, caps, kernel, limit, most=lim.pad, pool=True)
     spatial = tuple(
         _sizes_for(choose, d * (k - 1) + 1 - lo - hi, lim.extra)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -74,3 +75,40 @@ def test_any_allows_everything_and_asymmetric_pairs_are_judged_by_their_larger_s
     assert not spec.pool_padding_allowed("half_kernel", 4, 3, 0, 3)
     with pytest.raises(spec.SpecError, match="pool_padding"):
         spec.pool_padding_limit("half", 3, 1)  # type: ignore[arg-type]
+
+
+def _half_kernel_reference() -> SimpleNamespace:
+    """The reference's pooling, declaring ``pool_padding="half_kernel"`` and refusing (by assertion) anything else."""
+    import reference
+
+    def check(x: Any, kernel_size: Any, stride: Any, dilation: Any, padding: Any) -> None:
+        pairs = spec.resolve_padding(padding, x.shape[2:], kernel_size, stride, dilation)
+        assert all(spec.pool_padding_allowed("half_kernel", k, d, lo, hi)
+                   for k, d, (lo, hi) in zip(kernel_size, dilation, pairs)), (kernel_size, dilation, padding)
+
+    def wrap(function: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **params: Any) -> Any:
+            check(args[0], params["kernel_size"], params["stride"], params["dilation"], params["padding"])
+            return function(*args, **params)
+        return call
+
+    functions = {name: wrap(getattr(reference, name))
+                 for name in ("max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward")}
+    caps = spec.Capabilities(dtypes=["float64"], spatial_ranks=(1, 2), pool_padding="half_kernel")  # type: ignore[arg-type]
+    return SimpleNamespace(CAPABILITIES=caps, **functions)
+
+
+def test_every_rule_generates_pooling_padding_within_half_kernel() -> None:
+    """Generation, the disputed points' padded cases, metamorphic relations and the large pool all ask the one
+    definition: a backend declaring half_kernel is never called beyond it."""
+    from conformance.loader import LoadedBackend
+    from conformance.report import render_text
+    from conformance.rules import RULES
+    from conformance.runner import run
+
+    backend = _half_kernel_reference()
+    loaded = LoadedBackend("half-kernel", "tests.test_pool_padding", backend, spec.supported_functions(backend),
+                           spec.capabilities_of(backend))
+    rules = [r for r in RULES if r.id != "invalid-params" and {"max_pool", "avg_pool"} & set(r.ops)]
+    report = run(loaded, ops=["max_pool", "avg_pool"], dtypes=["float64"], profile="quick", rules=rules)
+    assert report.conformant and not report.failures, render_text(report)

@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 from hypothesis import strategies as st
 
+import spec
 from conformance.compare import Bound, backward_bounds, compare, expected_backward, expected_forward, forward_bound
 from conformance.context import Context, derive
 from conformance.rules.base import ALL_OPS, F64, Check, rule, set_first
@@ -21,8 +22,7 @@ def _with_padding(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrate
         params = dict(problem.params)
         (lo, hi), *rest = params["padding"]
         if lo == 0 and hi == 0:
-            limit = params["kernel_size"][0] // 2 if caps.pool_padding == "half_kernel" else 1
-            if limit == 0:
+            if not spec.pool_padding_allowed(caps.pool_padding, params["kernel_size"][0], params["dilation"][0], 1, 1):
                 return problem
             params["padding"] = ((1, 1), *rest)
             problem = replace(problem, params=params)
@@ -55,8 +55,7 @@ def _pad_before(problem: Problem, caps: Capabilities) -> Problem:
     """The problem with one element of padding before the first spatial axis, where the capabilities allow."""
     params = dict(problem.params)
     (lo, hi), *rest = params["padding"]
-    limit = params["kernel_size"][0] // 2 if caps.pool_padding == "half_kernel" else 1
-    if lo or limit < 1:
+    if lo or not spec.pool_padding_allowed(caps.pool_padding, params["kernel_size"][0], params["dilation"][0], 1, 1):
         return problem
     params["padding"] = ((1, hi if caps.asymmetric_padding else 1), *rest)
     return replace(problem, params=params)
@@ -148,7 +147,9 @@ def _empty_window_cases(draw: st.DrawFn, op: OpName, caps: Capabilities, dtype: 
 
 def _empty_window_applies(op: OpName, caps: Capabilities) -> str | None:
     dilated = caps.max_pool_dilation if op == "max_pool" else caps.avg_pool_dilation
-    if dilated or caps.pool_padding == "any":
+    # The two ways _empty_window_cases builds one: k=2 dilated past the input, or k=1 over a padding of 1.
+    if (dilated and spec.pool_padding_allowed(caps.pool_padding, 2, 2, 1, 1)
+            or spec.pool_padding_allowed(caps.pool_padding, 1, 1, 1, 1)):
         return None
     return "needs pooling dilation, or padding beyond half the kernel"
 
