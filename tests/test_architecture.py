@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +58,21 @@ def test_the_spec_never_imports_the_reference_or_the_suite() -> None:
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             importing += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("reference", "conformance")]
     assert not importing
+
+
+def test_every_path_and_spec_name_in_contributing_exists() -> None:
+    """CONTRIBUTING.md's recipes name real files: a renamed or moved file fails here, not in a contributor's hands."""
+    import spec
+
+    quoted = re.findall(r"`([^`\s<>]+)`", (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8"))
+    paths = [q for q in quoted if "/" in q or q.endswith((".py", ".md", ".toml"))]
+    assert len(paths) > 20, paths  # the recipes are lists of files: a parsing slip must not pass vacuously
+    assert [p for p in paths if not (ROOT / p).exists()] == []
+    names = [q.removeprefix("spec.") for q in quoted if q.startswith("spec.") and "/" not in q]
+    assert names and [n for n in names if not hasattr(spec, n)] == []
+    # The tables it names (BUILDERS, HEADS, RULES, ...) are defined at module level somewhere in the code.
+    sources = "\n".join(p.read_text(encoding="utf-8") for d in ("spec", "reference", "conformance", "tests")
+                        for p in (ROOT / d).rglob("*.py"))
+    tables = {q for q in quoted if re.fullmatch(r"[A-Z][A-Z0-9_]{3,}", q)}
+    assert len(tables) > 10, tables
+    assert sorted(t for t in tables if not re.search(rf"^{t}\b[^=\n]*=", sources, re.MULTILINE)) == []
