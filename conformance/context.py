@@ -39,10 +39,10 @@ class Context:
     declined: Counter[str] = field(default_factory=Counter)
     #: Backend calls that computed something (returned or raised other than UnsupportedError) so far.
     reached: int = 0
-    #: The last crash or hang of each function, reported again when the function is skipped.
-    crashes: dict[str, Violation] = field(default_factory=dict)
-    #: Functions that crashed or hung in the current search.
-    failed_in_search: set[str] = field(default_factory=set)
+    #: The last crash or hang of each function in each dtype, reported again when it is skipped in that dtype.
+    crashes: dict[tuple[str, str], Violation] = field(default_factory=dict)
+    #: (function, dtype) that crashed or hung in the current search.
+    failed_in_search: set[tuple[str, str]] = field(default_factory=set)
     #: Calls that were slow but not hung, one line each, for the report.
     slow: list[str] = field(default_factory=list)
     #: Shape signatures (function, array shapes and dtypes, parameters) called so far in the run.
@@ -106,12 +106,13 @@ class Context:
             confirmed = f" ({outcome.confirmed})" if outcome.confirmed else ""
             finding = Violation("hang", f"{function} did not return within {outcome.timed_out:g} s{confirmed}{where}",
                                 case, details[1:], snippet=snippet, kind="hang")
+        key = (function, case.problem.dtype)  # a hang in float64 is never reported on a float32 row
         if outcome.skipped is None:
-            self.crashes[function] = finding
-            self.failed_in_search.add(function)
+            self.crashes[key] = finding
+            self.failed_in_search.add(key)
             return finding
-        last = self.crashes.get(function)
-        if last is not None and function in self.failed_in_search:
+        last = self.crashes.get(key)
+        if last is not None and key in self.failed_in_search:
             return last  # the same finding while Hypothesis shrinks: the reproduction stays the real one
         if last is not None:
             raise Disabled(f"{function} disabled after: {last.summary}")

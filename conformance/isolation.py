@@ -31,10 +31,15 @@ What the worker can do to the suite, and what the suite makes of it:
   worker is replaced or closed, before the suite writes anything. The worker's
   stdout and stderr go to a file, never to the suite's output.
 
-A function that keeps crashing or hanging is not called again (a *circuit
-breaker*): within one rule's search after ``max_strikes`` crashes or hangs, and
-for the rest of the run once they have cost ``max_strikes * timeout`` seconds.
-Its later calls return at once with ``skipped`` set.
+A function that keeps crashing or hanging in one dtype is not called again in
+that dtype (a *circuit breaker*): within one rule's search after
+``max_strikes`` crashes or hangs, and for the rest of the run once they have
+cost ``max_strikes * timeout`` seconds. Its later calls in that dtype return at
+once with ``skipped`` set; other dtypes are still called, so a kernel that
+hangs only in float64 is still checked (and passes or fails) in float32. A
+timeout of a function already confirmed to hang in another dtype is not
+retried with the longer limit: it is taken as the same hang, and the function
+is given up on in that dtype at once.
 """
 
 from __future__ import annotations
@@ -303,6 +308,8 @@ class _Strikes:
     hangs: int = 0
     seconds: float = 0.0
     last: CallOutcome | None = None
+    #: A hang taken as one already confirmed in another dtype: given up on at once.
+    same_hang: bool = False
 
     def add(self, outcome: CallOutcome, seconds: float) -> None:
         self.in_search += 1
@@ -322,6 +329,8 @@ class _Strikes:
         return " and ".join(parts)
 
 
+#: How a hang taken as the same as one confirmed in another dtype is marked (:attr:`CallOutcome.confirmed`).
+NOT_RETRIED = "not retried: "
 #: The request name under which the worker answers the backend's ``supports(op, problem)``.
 SUPPORTS = "supports"
 #: The worker's answer when the backend has no supports().
@@ -380,7 +389,8 @@ class SubprocessCaller:
     _worker: _Worker | None = field(default=None, repr=False)
     #: Whether the backend has supports() (None: not asked yet).
     _has_supports: bool | None = field(default=None, repr=False)
-    _strikes: dict[str, _Strikes] = field(default_factory=dict, repr=False)
+    #: Crashes and hangs by (function, dtype of its first array argument).
+    _strikes: dict[tuple[str, str], _Strikes] = field(default_factory=dict, repr=False)
     _history: deque[_Call] = field(default_factory=lambda: deque(maxlen=HISTORY), repr=False)
     _confirmations: dict[str, int] = field(default_factory=dict, repr=False)
 
@@ -414,14 +424,15 @@ class SubprocessCaller:
         return self.info
 
     def call(self, function: str, args: Sequence[Any], kwargs: Mapping[str, Any], label: Any = None) -> CallOutcome:
-        skipped = self._skip(function)
+        key = (function, dtype_of(args))
+        skipped = self._skip(key)
         if skipped is not None:
             return skipped
         start = time.perf_counter()
         request = _Call(function, list(args), dict(kwargs), label)
         outcome = self._call(request, self.timeout)
         if outcome.timed_out is not None:
-            outcome = self._confirm_hang(request, outcome)
+            outcome = self._confirm_hang(request, outcome, key)
             lost = time.perf_counter() - start  # both waits: the first limit and the longer retry
         elif outcome.crashed is not None and not outcome.crashed.startswith(("exceeded the memory", "the worker process could")):
             lost = time.perf_counter() - start  # the crash itself; replaying it is the suite's own cost
@@ -436,7 +447,9 @@ class SubprocessCaller:
             lost = 0.0
         if outcome.crashed is not None or outcome.timed_out is not None:
             outcome.seconds = lost
-            self._strikes.setdefault(function, _Strikes()).add(outcome, lost)
+            strikes = self._strikes.setdefault(key, _Strikes())
+            strikes.add(outcome, lost)
+            strikes.same_hang = strikes.same_hang or (outcome.confirmed or "").startswith(NOT_RETRIED)
         return outcome
 
     def close(self) -> None:
@@ -460,18 +473,19 @@ class SubprocessCaller:
         for strikes in self._strikes.values():
             strikes.in_search = 0
 
-    def disabled(self, function: str) -> bool:
-        """Whether ``function`` is given up on for the rest of the run."""
-        strikes = self._strikes.get(function)
-        return strikes is not None and strikes.seconds >= self.max_strikes * self.timeout
+    def disabled(self, function: str, dtype: str) -> bool:
+        """Whether ``function`` is given up on in ``dtype`` for the rest of the run."""
+        strikes = self._strikes.get((function, dtype))
+        return strikes is not None and (strikes.same_hang or strikes.seconds >= self.max_strikes * self.timeout)
 
     # ------------------------------------------------------------------ the circuit breaker
 
-    def _skip(self, function: str) -> CallOutcome | None:
-        strikes = self._strikes.get(function)
+    def _skip(self, key: tuple[str, str]) -> CallOutcome | None:
+        function = key[0]
+        strikes = self._strikes.get(key)
         if strikes is None or strikes.last is None:
             return None
-        if self.disabled(function):
+        if self.disabled(*key):
             why = f"it {strikes.describe()} in this run, losing {strikes.seconds:.1f} s"
         elif strikes.in_search >= self.max_strikes:
             why = f"it {strikes.describe()} in this run, {strikes.in_search} times in this search"
@@ -483,10 +497,20 @@ class SubprocessCaller:
 
     # ------------------------------------------------------------------ confirming hangs and crashes
 
-    def _confirm_hang(self, request: _Call, first: CallOutcome) -> CallOutcome:
-        """Retry a timed-out call alone in a fresh worker with a longer limit: a hang only if it times out again."""
+    def _confirm_hang(self, request: _Call, first: CallOutcome, key: tuple[str, str]) -> CallOutcome:
+        """Retry a timed-out call alone in a fresh worker with a longer limit: a hang only if it times out again.
+
+        Not retried when the function was already confirmed to hang in another dtype: the same hang, and the
+        retry would cost ``retry_factor`` times the limit again.
+        """
         longer = self.timeout * self.retry_factor
         if longer <= self.timeout:
+            return first
+        elsewhere = [dtype for (function, dtype), strikes in self._strikes.items()
+                     if function == key[0] and dtype != key[1] and strikes.last is not None
+                     and strikes.last.timed_out is not None and strikes.last.confirmed]
+        if elsewhere:
+            first.confirmed = f"{NOT_RETRIED}{key[0]} was confirmed to hang in {elsewhere[0]} in this run"
             return first
         self.close()
         retry = self._call(request, longer)
@@ -698,6 +722,15 @@ class SubprocessCaller:
             time.sleep(0.01)
         with contextlib.suppress(subprocess.TimeoutExpired):
             worker.process.wait(5.0)
+
+
+def dtype_of(args: Sequence[Any]) -> str:
+    """The dtype of a call's first array argument ("" when it has none): the circuit breaker's second key."""
+    for arg in args:
+        dtype = getattr(arg, "dtype", None)
+        if dtype is not None:
+            return str(dtype)
+    return ""
 
 
 def _read(path: str) -> str:

@@ -314,8 +314,8 @@ def _finding(ctx: Context, item: PlanItem, violation: Violation, last: dict[str,
     recorder = ctx.caller
     recorded: list[RecordedCall] = last["calls"]
     skipped = [c for c in recorded if c.outcome.skipped is not None]
-    if skipped and skipped[0].function in recorder.last_failure:  # replay the call that really crashed or hung
-        recorded = [recorder.last_failure[skipped[0].function]]
+    if skipped and skipped[0].key() in recorder.last_failure:  # replay the call that really crashed or hung
+        recorded = [recorder.last_failure[skipped[0].key()]]
     header = [f"convspec {violation.rule} [{item.op}, {item.dtype}]: {_one_line(violation.summary)}"]
     if violation.case is not None:
         header.append(f"minimal case: {violation.case.problem.describe()}")

@@ -11,6 +11,7 @@ import numpy as np
 
 import spec
 from conformance.invoke import Caller, CallOutcome
+from conformance.isolation import dtype_of
 from conformance.replay import is_valid, value_deviation
 from conformance.strategies import Case
 
@@ -76,8 +77,9 @@ def case_snippet(case: Case, import_line: str, body: list[str]) -> list[str]:
 # that breaks the spec, so it exits non-zero while the backend is broken and 0
 # once it is fixed or when ``backend`` is the reference.
 
-#: Arrays larger than this are built by a seeded generator in hang snippets (the values do not matter there).
-LARGE_ARRAY = 256
+#: Arrays larger than this are built by a seeded generator in hang snippets: a hang depends on shapes and
+#: parameters, rarely on the values (NaN and infinities are kept), and hundreds of listed values are hard to read.
+LARGE_ARRAY = 16
 #: The history keeps the first call of each signature, for backends that keep state between calls.
 HISTORY_LIMIT = 4000
 HISTORY_MAX_ELEMENTS = 100_000
@@ -91,6 +93,10 @@ class RecordedCall:
     args: list[Any]
     kwargs: dict[str, Any]
     outcome: CallOutcome
+
+    def key(self) -> tuple[str, str]:
+        """The function and the dtype of its first array argument: what a crash or hang is recorded under."""
+        return self.function, dtype_of(self.args)
 
     def signature(self) -> tuple[Any, ...]:
         shapes = tuple((a.shape, str(a.dtype)) if isinstance(a, np.ndarray) else a for a in self.args)
@@ -109,8 +115,8 @@ class RecordingCaller:
         self.inner = inner
         self.calls: list[RecordedCall] = []
         self.first: dict[tuple[Any, ...], RecordedCall] = {}
-        #: The last call of each function that really crashed or hung (a skipped call replays it).
-        self.last_failure: dict[str, RecordedCall] = {}
+        #: The last call of each function in each dtype that really crashed or hung (a skipped call replays it).
+        self.last_failure: dict[tuple[str, str], RecordedCall] = {}
 
     def call(self, function: str, args: Sequence[Any], kwargs: Mapping[str, Any], label: Any = None) -> CallOutcome:
         outcome = self.inner.call(function, args, kwargs, label)
@@ -118,7 +124,7 @@ class RecordingCaller:
         record = RecordedCall(function, kept, dict(kwargs), outcome)
         self.calls.append(record)
         if (outcome.crashed is not None or outcome.timed_out is not None) and outcome.skipped is None:
-            self.last_failure[function] = record
+            self.last_failure[record.key()] = record
         size = sum(a.size for a in kept if isinstance(a, np.ndarray))
         if len(self.first) < HISTORY_LIMIT and size <= HISTORY_MAX_ELEMENTS:
             self.first.setdefault(record.signature(), record)
@@ -181,8 +187,22 @@ def compact_literal(a: np.ndarray[Any, Any]) -> str:
     return f"np.array([{flat}], dtype='{a.dtype}').reshape({shape})"
 
 
-def _seeded_literal(a: np.ndarray[Any, Any], seed: int) -> str:
-    return f"np.random.default_rng({seed}).standard_normal({tuple(a.shape)!r}).astype('{a.dtype}')"
+def seeded_lines(name: str, a: np.ndarray[Any, Any], seed: int) -> list[str]:
+    """Source that builds an array of ``a``'s shape and dtype from a seeded generator, keeping its non-finite values.
+
+    The values are not ``a``'s (only where it holds NaN or an infinity, which may be what a kernel trips on).
+
+    >>> a = np.zeros((2, 20)); a[1, 3] = np.nan
+    >>> print("\\n".join(seeded_lines("x", a, 1)))
+    x = np.random.default_rng(1).standard_normal((2, 20)).astype('float64')
+    x.flat[[23]] = [nan]
+    """
+    lines = [f"{name} = np.random.default_rng({seed}).standard_normal({tuple(a.shape)!r}).astype('{a.dtype}')"]
+    special = np.flatnonzero(~np.isfinite(a)) if a.dtype.kind in "fc" else np.array([], dtype=int)
+    if special.size:
+        values = ", ".join(_number(v, a.dtype) for v in a.ravel()[special])
+        lines.append(f"{name}.flat[[{', '.join(str(int(i)) for i in special)}]] = [{values}]")
+    return lines
 
 
 class _Names:
@@ -210,9 +230,10 @@ class _Names:
                 return name
         name = self.fresh(role)
         self.known.append((name, value))
-        literal = (_seeded_literal(value, len(self.known)) if self.seeded and value.size > LARGE_ARRAY
-                   else compact_literal(value))
-        self.lines.append(f"{name} = {literal}")
+        if self.seeded and value.size > LARGE_ARRAY:
+            self.lines += seeded_lines(name, value, len(self.known))
+        else:
+            self.lines.append(f"{name} = {compact_literal(value)}")
         return name
 
 

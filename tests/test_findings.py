@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 from typing import Any
 
 import numpy as np
@@ -72,3 +73,27 @@ def test_root_causes_put_the_simplest_first_and_group_shared_parameters() -> Non
 
 def test_markdown_cells_stay_on_one_line() -> None:
     assert markdown_cell("raised ValueError: a | b\n  second line") == "raised ValueError: a \\| b second line"
+
+
+def test_a_hang_snippet_builds_large_inputs_from_a_seeded_generator() -> None:
+    from conformance.invoke import CallOutcome
+    from conformance.snippets import RecordedCall, reproduction
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 50))
+    x[1, 2, 7] = np.nan
+    w = np.ones((1, 3, 3))
+    params = {"stride": (1,), "padding": ((0, 0),), "dilation": (1,), "groups": 1}
+    hung = RecordedCall("conv_forward", [x, w, None], params, CallOutcome("conv_forward", timed_out=2.0))
+    lines, bad, problem = reproduction([hung], "import reference as backend")
+    assert bad is hung and problem is not None and "did not return within 2 s" in problem, problem
+    text = "\n".join(lines)
+    assert len(text) < 1200 and "np.random.default_rng(" in text, text  # not 300 values
+    assert "x.flat[[257]] = [nan]" in text, text  # the NaN, which may be what hangs, is kept
+    assert "w = np.array([1, 1," in text, text  # a small array is still written out
+    # The script runs as printed (here against the reference, which returns: exit 0).
+    namespace: dict[str, Any] = {}
+    try:
+        exec(compile(text, "<snippet>", "exec"), namespace)
+    finally:
+        faulthandler.cancel_dump_traceback_later()  # the snippet's watchdog would end this test process
+    assert namespace["x"].shape == x.shape and np.isnan(namespace["x"][1, 2, 7]), namespace["x"]
