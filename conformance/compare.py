@@ -149,8 +149,11 @@ def compare(rule: str, name: str, actual: NDArray[Any], expected: NDArray[Any], 
     if diagnosis:
         details.append(diagnosis)
     if e.size <= 64:
-        details.append(f"  expected {name} = {np.array2string(e, precision=6, separator=', ')}")
-        details.append(f"  actual   {name} = {np.array2string(a, precision=6, separator=', ')}")
+        # Every value with the digits that tell it apart: at 6 digits a float32 result and its float64 reference
+        # print the same. The backend's values in its own dtype (float16/32/64), the reference's in float64.
+        shown = actual if actual.dtype in (np.float16, np.float32, np.float64) else a
+        details.append(f"  expected {name} = {np.array2string(e, separator=', ', floatmode='unique')}")
+        details.append(f"  actual   {name} = {np.array2string(shown, separator=', ', floatmode='unique')}")
     raise Violation(rule, f"{name} differs from the expected value", case, details, snippet)
 
 

@@ -253,7 +253,7 @@ def to_markdown(report: RunReport) -> str:
         lines += ["", "Not covered:", ""] + [f"- {markdown_cell(u)}" for u in report.uncovered]
     if report.slow:
         lines += ["", "Slow calls (over the time limit, finished when retried with a longer one):", ""]
-        lines += [f"- {s}" for s in report.slow]
+        lines += [f"- {markdown_cell(s)}" for s in report.slow]
     lines += ["", f"**{'Conformant' if report.conformant else 'Not conformant'}** "
                   f"({report.checked} of {sum(r.examples for r in report.results)} examples checked)"]
     for r in report.failures:

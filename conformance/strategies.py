@@ -28,9 +28,10 @@ import spec.accuracy
 from spec import OPERATIONS, Capabilities, Operation, OpName, Padding
 
 _T = TypeVar("_T")
-ValueKind: TypeAlias = Literal["integers", "floats", "wide", "distinct", "negative"]
-#: Kinds used for ordinary value checks; shrinking prefers the first.
-ORDINARY_KINDS: tuple[ValueKind, ...] = ("integers", "floats", "wide")
+ValueKind: TypeAlias = Literal["positive", "integers", "floats", "wide", "distinct", "negative"]
+#: Kinds used for ordinary value checks; shrinking prefers the first, so a bug that shows on small positive
+#: integers is reported on them.
+ORDINARY_KINDS: tuple[ValueKind, ...] = ("positive", "integers", "floats", "wide")
 
 
 @dataclass(frozen=True)
@@ -238,18 +239,19 @@ def _build_conv(choose: Choices, caps: Capabilities, dtype: str, *, rank: int | 
     dilation = tuple(choose.integer(1, lim.dilation) if caps.dilation else 1 for _ in range(rank))
     padding = _choose_padding(choose, caps, kernel, limit=None, most=lim.pad)
     batch_top = lim.batch if max_batch is None else max_batch
-    if limit is None and lim.large and choose.integer(0, 3) == 0:
-        # A long reduction, where split-K and blocked accumulations break: dW sums 1024 to 4096 terms.
-        batch = choose.integer(1, batch_top)
-        side = math.ceil((choose.integer(*LONG_REDUCTION) / batch) ** (1 / rank))
-        stride = (1,) * rank
-        spatial = tuple(max(1, side + d * (k - 1) - lo - hi) for k, d, (lo, hi) in zip(kernel, dilation, padding))
-    elif limit is None:
+    if limit is None:
         spatial = tuple(
             _sizes_for(choose, d * (k - 1) + 1 - lo - hi, lim.extra)
             for k, d, (lo, hi) in zip(kernel, dilation, padding)
         )
         batch = choose.integer(1, batch_top)
+        # A long reduction, where split-K and blocked accumulations break: dW sums 1024 to 4096 terms. Decided
+        # after the sizes, by the last choice of an integer: shrinking (towards 0, and dropping the choices after
+        # it) then leaves long reductions for the small sizes already drawn.
+        if lim.large and choose.integer(0, 3) == 3:
+            side = math.ceil((choose.integer(*LONG_REDUCTION) / batch) ** (1 / rank))
+            stride = (1,) * rank
+            spatial = tuple(max(1, side + d * (k - 1) - lo - hi) for k, d, (lo, hi) in zip(kernel, dilation, padding))
     else:  # dW sums N * prod(out) terms: the batch, then each side within what the others leave
         needs = [max(1, d * (k - 1) + 1 - lo - hi) for k, d, (lo, hi) in zip(kernel, dilation, padding)]
         outs = [spec.output_size(n, k, stride=s, padding=pads, dilation=d)
@@ -456,6 +458,7 @@ def make_values(shape: tuple[int, ...], kind: ValueKind, dtype: str, rng: np.ran
                 scale: float = 1.0) -> np.ndarray[Any, Any]:
     """An array of one value kind, exactly representable in ``dtype``.
 
+    * ``positive``: small positive integers in [1, 3]: the most readable minimal cases;
     * ``integers``: small integers in [-3, 3]: exact arithmetic, many ties;
     * ``floats``: standard normal;
     * ``wide``: standard normal times 2**U(-e, e), magnitudes over several decades
@@ -464,7 +467,9 @@ def make_values(shape: tuple[int, ...], kind: ValueKind, dtype: str, rng: np.ran
     * ``negative``: all values in [-4, -0.5] (where a 0-padded max pool shows).
     """
     size = math.prod(shape)
-    if kind == "integers":
+    if kind == "positive":
+        values = rng.integers(1, 4, size=shape).astype(np.float64)
+    elif kind == "integers":
         values = rng.integers(-3, 4, size=shape).astype(np.float64)
     elif kind == "floats":
         values = rng.standard_normal(shape)
@@ -491,9 +496,11 @@ def make_inputs(problem: Problem, kind: ValueKind, seed: int, *, dy_kind: ValueK
     x = make_values(problem.x_shape, kind, problem.dtype, rng, scale)
     w = None if problem.w_shape is None else make_values(problem.w_shape, kind if kind != "distinct" else "floats",
                                                          problem.dtype, rng, scale)
-    b = make_values(problem.bias_shape(), "integers" if kind == "integers" else "floats", problem.dtype, rng) if (
+    b_kind: ValueKind = kind if kind in ("positive", "integers") else "floats"
+    b = make_values(problem.bias_shape(), b_kind, problem.dtype, rng) if (
         problem.bias and problem.operation.has_bias) else None
-    dy_values: ValueKind = dy_kind or ("integers" if kind in ("integers", "distinct", "negative") else "floats")
+    dy_values: ValueKind = dy_kind or ("positive" if kind == "positive" else "integers" if kind in (
+        "integers", "distinct", "negative") else "floats")
     dy = make_values(problem.output_shape(), dy_values, problem.dtype, rng)
     return Inputs(x, w, b, dy, kind)
 

@@ -16,17 +16,19 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import reference
 import spec
 from conformance.loader import LoadedBackend
-from conformance.report import render_text
+from conformance.report import failure_text, render_text, to_markdown
 from conformance.results import RunReport
 from conformance.rules import ALL_OPS, RULES
 from conformance.runner import run
@@ -91,6 +93,49 @@ def test_broken_backend_is_caught(name: str, tmp_path: Path) -> None:
         case = violation.case if violation is not None else None
         assert case is None or case.problem.x_shape[0] >= 1, f"minimal case with N = 0:\n{text}"
     assert_snippets_reproduce(report, tmp_path)
+    assert_messages_readable(report)
+    expected = MINIMAL_CASES.get(name)
+    if expected is not None:
+        assert_minimal_case(report, *expected)
+
+
+#: Bank entries whose minimal case is known: (N, spatial rank, whether the values shrink to small positive integers).
+#: Shrinking moves towards N = 1, 1-D and small positive values, and stops where the bug needs more.
+MINIMAL_CASES: dict[str, tuple[int, int, bool]] = {
+    "conv-bias-twice": (1, 1, True),
+    "conv-padding-after": (1, 1, True),
+    "conv-db-first-sample-only": (2, 1, True),  # the bug lives in the second sample: N = 2 is the least
+    "conv-transposed-kernel": (1, 2, True),  # reading the kernel's axes in reverse needs two of them
+    "conv-3d-only-layout": (1, 3, True),  # the bug is in the 3-D path alone
+    "maxpool-ties-last": (1, 1, True),
+    "linear-db-mean": (2, 0, True),
+}
+
+
+def assert_minimal_case(report: RunReport, n: int, rank: int, positive: bool) -> None:
+    violation = report.failures[0].violation
+    assert violation is not None and violation.case is not None, render_text(report)
+    problem, inputs = violation.case.problem, violation.case.inputs
+    assert problem.x_shape[0] == n, f"minimal case with N = {problem.x_shape[0]}, but should be {n}: {problem.describe()}"
+    assert len(problem.x_shape) - 2 == rank, f"minimal case of rank {len(problem.x_shape) - 2}: {problem.describe()}"
+    if positive:
+        for name, values in inputs.named().items():
+            assert set(np.unique(values)) <= {1.0, 2.0, 3.0}, f"{name} = {values.ravel()}: not small positive integers"
+
+
+def assert_messages_readable(report: RunReport) -> None:
+    """#11 item 5: plain numbers, the digits that show a difference (and its ULPs), anchored links, Markdown rows."""
+    for result in report.failures:
+        text = failure_text(result).split("reproduce with:")[0]
+        assert not re.search(r"np\.(float|int|bool|True_|False_)\w*\(?", text), f"a NumPy repr in:\n{text}"
+        for expected, actual in re.findall(r"expected (\S+), actual (\S+),", text):
+            assert expected != actual, f"expected and actual print alike ({expected}):\n{text}"
+        assert all("ulp of" in line for line in text.splitlines() if "|error|" in line), text
+        assert all("#" in link for link in re.findall(r"spec/docs/\S*", text)), f"a link without an anchor:\n{text}"
+    markdown = to_markdown(report)
+    table = [line for line in markdown.split("```")[0].splitlines() if line.startswith("|")]
+    widths = {len(re.split(r"(?<!\\)\|", line)) for line in table}
+    assert len(widths) == 1, f"Markdown table rows of different widths:\n{chr(10).join(table)}"
 
 
 @pytest.mark.parametrize("seed", range(10))
