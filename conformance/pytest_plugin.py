@@ -112,13 +112,15 @@ class ConvspecBackend(pytest.Collector):
         if self._context is None:
             from conformance.context import Context
             from conformance.runner import make_caller
+            from conformance.snippets import RecordingCaller
 
             config = self.config
             args = argparse.Namespace(isolation=config.getoption("convspec_isolation"),
                                       timeout=config.getoption("convspec_timeout"),
                                       memory_limit=config.getoption("convspec_memory_limit"))
             caller, _ = make_caller(self.backend, args)
-            self._context = Context(self.backend, caller)
+            # Recorded calls give each failure a reproduction that replays them, as in `convspec check`.
+            self._context = Context(self.backend, RecordingCaller(caller))
             config.add_cleanup(caller.close)
         return self._context
 

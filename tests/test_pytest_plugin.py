@@ -133,7 +133,8 @@ def test_a_failure_reads_as_in_convspec_check_and_is_replayed(pytester: pytest.P
     args = ["--convspec-backend=broken_kernels", *LINEAR, "-k", "forward-values", f"--convspec-database={database}"]
     result = pytester.runpytest(*args)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*FAILED forward-values [[]linear, float64[]]*", "*reproduce with:*"])
+    result.stdout.fnmatch_lines(["*FAILED forward-values [[]linear, float64[]]*", "*reproduce with:*",
+                                 "*exits 1 while the backend breaks the spec, 0 once fixed*"])  # replays the calls
     assert any(database.iterdir())
     result = pytester.runpytest(*args)
     result.assert_outcomes(failed=1)

@@ -62,12 +62,6 @@ def cast(a: np.ndarray[Any, Any], dtype: str) -> np.ndarray[Any, Any]:
         return np.asarray(a).astype(dtype)
 
 
-def literal_array(a: np.ndarray[Any, Any]) -> str:
-    from conformance.snippets import array_literal
-
-    return array_literal(np.asarray(a, dtype=F64))
-
-
 def set_first(params: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     """``params`` with the first spatial entry of ``key`` replaced by ``value``."""
     out = dict(params)

@@ -12,7 +12,6 @@ import spec
 from conformance.compare import Bound, backward_bounds, compare, expected_backward, expected_forward, forward_bound
 from conformance.context import Context, derive
 from conformance.rules.base import ALL_OPS, F64, Check, rule, set_first
-from conformance.snippets import call_source
 from conformance.strategies import ORDINARY_KINDS, Case, Problem, cases, make_inputs, pool_problems, problems
 from spec import Capabilities, OpName
 
@@ -36,7 +35,7 @@ def check_maxpool_pad_value(ctx: Context, case: Case) -> None:
     """All-negative inputs: a window at the border must return a negative maximum, never the 0 of 0-padding."""
     y = ctx.forward("maxpool-pad-value", case)
     compare("maxpool-pad-value", "y", y, expected_forward(case), Bound(np.zeros(())), case,
-            ctx.snippet(case, [f"print({call_source('max_pool_forward', case)})  # all inputs < 0: so must be y"]))
+[])
 
 
 def check_tie_routing(ctx: Context, case: Case) -> None:
@@ -44,8 +43,7 @@ def check_tie_routing(ctx: Context, case: Case) -> None:
     grads = ctx.backward("tie-routing", case)
     compare("tie-routing", "dx", grads["dx"], expected_backward(case)["dx"],
             backward_bounds(case, ctx.backend.capabilities)["dx"], case,
-            ctx.snippet(case, [f"print({call_source('max_pool_backward', case, dy=True)})",
-                               f"print({call_source('max_pool_backward', case, dy=True, backend='reference')})"]))
+[])
 
 
 TIE_VALUES: tuple[str, ...] = ("zero-one", "signed-zeros", "minus-inf")
@@ -88,15 +86,13 @@ def _forward_and_backward(rule: str) -> Check:
     def check(ctx: Context, case: Case) -> None:
         accuracy = ctx.backend.capabilities
         fn = case.problem.op
-        snippet = ctx.snippet(case, [f"print({call_source(fn + '_forward', case)})",
-                                     f"print({call_source(fn + '_forward', case, backend='reference')})"])
         compare(rule, "y", ctx.forward(rule, case), expected_forward(case), forward_bound(case, accuracy), case,
-                snippet)
+                [])
         if ctx.has(f"{fn}_backward"):
             grads = ctx.backward(rule, case)
             want, bounds = expected_backward(case), backward_bounds(case, accuracy)
             for name in grads:
-                compare(rule, name, grads[name], want[name], bounds[name], case, snippet)
+                compare(rule, name, grads[name], want[name], bounds[name], case, [])
 
     return check
 

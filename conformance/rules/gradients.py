@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 from conformance.bounds import dot_bound
 from conformance.compare import Violation, backward_bounds, forward_bound
 from conformance.context import Context, derive
-from conformance.rules.base import ALL_OPS, F64, cast, dot, literal_array, ordinary, rounding64, rule
-from conformance.snippets import call_source
+from conformance.rules.base import ALL_OPS, F64, cast, dot, ordinary, rounding64, rule
 from conformance.strategies import ORDINARY_KINDS, Case, ValueKind, cases, make_values
 from spec import Capabilities, OpName
 
@@ -68,25 +67,12 @@ def check_finite_differences(ctx: Context, case: Case) -> None:
                      + rounding64(dot(np.abs(dy), np.abs(dy_f)), dot(np.abs(grads[grad_name]), np.abs(delta))))
             if abs(lhs - rhs) > bound:
                 where = f"element {list(np.unravel_index(k, value.shape))}" if len(directions) > 1 else "a random direction"
-                fn = p.op + "_forward"
-                body = [
-                    f"h = {literal_array(direction)}  # perturbation of {name}",
-                    f"{name}_plus, {name}_minus = ({name} + h).astype({name}.dtype), ({name} - h).astype({name}.dtype)",
-                    f"y_plus = {call_source(fn, case, rename={name: name + '_plus'})}",
-                    f"y_minus = {call_source(fn, case, rename={name: name + '_minus'})}",
-                    f"grads = {call_source(p.op + '_backward', case, dy=True)}",
-                    f"g = grads{'' if p.op.endswith('pool') else '[' + str(['dx', 'dw', 'db'].index(grad_name)) + ']'}",
-                    "lhs = np.sum(dy.astype('float64') * (y_plus.astype('float64') - y_minus.astype('float64')))",
-                    f"rhs = np.sum(g.astype('float64') * ({name}_plus.astype('float64') - {name}_minus.astype('float64')))",
-                    "print(lhs, rhs)",
-                ]
                 raise Violation(
                     "finite-differences",
                     f"{grad_name} disagrees with central differences of the backend's own forward along {where}",
                     case,
                     [f"<dy, f({name}+h) - f({name}-h)> = {lhs:.9g}", f"<{grad_name}, 2h>          = {rhs:.9g}",
                      f"difference {abs(lhs - rhs):.3g} > bound {bound:.3g}"],
-                    ctx.snippet(case, body),
                 )
 
 
@@ -124,9 +110,7 @@ def check_adjoint(ctx: Context, case: Case) -> None:
         if abs(lhs - rhs) > bound or not np.isfinite(lhs - rhs):
             raise Violation("adjoint", f"{grad_name} is not the adjoint of the forward map: <dy, J v> != <{grad_name}, v>",
                             case, [f"<dy, J v> = {lhs:.9g}", f"<{grad_name}, v> = {rhs:.9g}",
-                                   f"difference {abs(lhs - rhs):.3g} > bound {bound:.3g}"],
-                            ctx.snippet(linear_case, [f"jv = {call_source(p.op + '_forward', linear_case)}",
-                                                      "# compare np.sum(dy * jv) with np.sum(grad * direction)"]))
+                                   f"difference {abs(lhs - rhs):.3g} > bound {bound:.3g}"])
 
 
 FINITE_DIFFERENCES = rule("finite-differences", "gradients equal central differences of the backend's own forward",

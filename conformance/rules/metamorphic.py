@@ -21,7 +21,6 @@ from conformance.bounds import sum_bounds, take_channels
 from conformance.compare import Bound, Violation, compare, exact_bound, forward_bound
 from conformance.context import Context, derive
 from conformance.rules.base import ALL_OPS, F64, rule
-from conformance.snippets import call_source
 from conformance.strategies import Case, Problem, cases, make_values
 from spec import Capabilities, OpName
 
@@ -40,16 +39,12 @@ class Relation:
     #: The calls derived from (case, seed), in the order they are made; None: not for this case.
     transform: Callable[[Case, int], tuple[Case, ...] | None]
     relate: Relate
-    #: What the relation says, for the reproduction: lines of Python and comments about the case.
-    explain: Callable[[Case], list[str]]
+    #: What the relation says about the case, one line for the report.
+    says: Callable[[Case], str]
 
 
 def _weighted(op: OpName) -> bool:
     return op in ("conv", "linear")
-
-
-def _fwd(case: Case) -> str:
-    return call_source(case.problem.op + "_forward", case)
 
 
 # --------------------------------------------------------------------------- batch independence
@@ -90,9 +85,9 @@ def _permutation_relate(case: Case, y: Array, yb: Bound, outs: Sequence[Array],
     return outs[0], y[:, perm], sum_bounds(bounds[0], take_channels(yb, perm))
 
 
-def _permutation_explain(case: Case) -> list[str]:
-    return [f"y = {_fwd(case)}", f"perm = {_channel_perm(case).tolist()!r}",
-            "# permuting output channels of w (or input channels of a pool) must permute y's channels"]
+def _permutation_says(case: Case) -> str:
+    what = "output channels of w and b" if _weighted(case.problem.op) else "input channels"
+    return f"permuting the {what} by {_channel_perm(case).tolist()} must permute y's channels the same way"
 
 
 # --------------------------------------------------------------------------- linearity
@@ -118,8 +113,8 @@ def _linearity_relate(case: Case, y: Array, yb: Bound, outs: Sequence[Array],
     return both, first.astype(F64) + second.astype(F64), sum_bounds(bounds[1], bounds[2], bounds[0])
 
 
-def _linearity_explain(name: str) -> Callable[[Case], list[str]]:
-    return lambda case: [f"# f({name}1 + {name}2) must equal f({name}1) + f({name}2) (no bias)"]
+def _linearity_says(name: str) -> Callable[[Case], str]:
+    return lambda case: f"f({name}1 + {name}2) must equal f({name}1) + f({name}2) (no bias)"
 
 
 # --------------------------------------------------------------------------- monotone map (max pooling)
@@ -159,9 +154,9 @@ def _translation_relate(case: Case, y: Array, yb: Bound, outs: Sequence[Array],
     return outs[0], y[window], sum_bounds(restricted, bounds[0])
 
 
-def _translation_explain(case: Case) -> list[str]:
+def _translation_says(case: Case) -> str:
     s = case.problem.params["stride"][0]
-    return [f"y = {_fwd(case)}", f"# the same call on x[:, :, {s}:] must equal y[:, :, 1:] (no padding on that dim)"]
+    return f"the same call on x[:, :, {s}:] must equal y[:, :, 1:] (no padding on that dim)"
 
 
 # --------------------------------------------------------------------------- equivalences with convolution
@@ -204,22 +199,22 @@ def _depthwise_relate(case: Case, y: Array, yb: Bound, outs: Sequence[Array],
 
 RELATIONS: tuple[Relation, ...] = (
     Relation("batch-independence", lambda op, ctx: True, _per_sample, _batch_relate,
-             lambda case: [f"whole = {_fwd(case)}", "# compare whole[k:k+1] with the call on x[k:k+1]"]),
-    Relation("channel-permutation", lambda op, ctx: True, _permuted, _permutation_relate, _permutation_explain),
-    Relation("linearity-x", lambda op, ctx: op != "max_pool", _sums("x"), _linearity_relate, _linearity_explain("x")),
-    Relation("linearity-w", lambda op, ctx: _weighted(op), _sums("w"), _linearity_relate, _linearity_explain("w")),
+             lambda case: "y[k:k+1] must equal the same call on x[k:k+1]"),
+    Relation("channel-permutation", lambda op, ctx: True, _permuted, _permutation_relate, _permutation_says),
+    Relation("linearity-x", lambda op, ctx: op != "max_pool", _sums("x"), _linearity_relate, _linearity_says("x")),
+    Relation("linearity-w", lambda op, ctx: _weighted(op), _sums("w"), _linearity_relate, _linearity_says("w")),
     Relation("monotone-map", lambda op, ctx: op == "max_pool", _mapped, _monotone_relate,
-             lambda case: [f"y = {_fwd(case)}", "# max_pool(2 x + 1) must equal 2 max_pool(x) + 1 exactly"]),
-    Relation("translation", lambda op, ctx: op != "linear", _shifted, _translation_relate, _translation_explain),
+             lambda case: "max_pool(2 x + 1) must equal 2 max_pool(x) + 1 exactly"),
+    Relation("translation", lambda op, ctx: op != "linear", _shifted, _translation_relate, _translation_says),
     Relation("linear-as-1x1-conv",
              lambda op, ctx: op == "linear" and ctx.has("conv_forward") and 1 in ctx.backend.capabilities.spatial_ranks,
              _as_1x1_conv, _1x1_relate,
-             lambda case: ["# conv_forward(x[:, :, None], w[:, :, None], b, stride=(1,), padding=((0, 0),), "
-                           "dilation=(1,), groups=1)[:, :, 0] must equal linear_forward(x, w, b)"]),
+             lambda case: "conv_forward(x[:, :, None], w[:, :, None], b, stride=(1,), padding=((0, 0),), "
+                          "dilation=(1,), groups=1)[:, :, 0] must equal linear_forward(x, w, b)"),
     Relation("avg-as-depthwise-conv",
              lambda op, ctx: op == "avg_pool" and ctx.has("conv_forward") and ctx.backend.capabilities.groups,
              _as_depthwise_conv, _depthwise_relate,
-             lambda case: ["# without padding, avg_pool(x) must equal depthwise conv(x, ones) / prod(kernel_size)"]),
+             lambda case: "without padding, avg_pool(x) must equal depthwise conv(x, ones) / prod(kernel_size)"),
 )
 RELATIONS_BY_NAME: dict[str, Relation] = {relation.name: relation for relation in RELATIONS}
 
@@ -251,10 +246,10 @@ def check_metamorphic(ctx: Context, drawn: Any) -> None:
     lhs, rhs, bound = relation.relate(case, y, forward_bound(case, accuracy), outs,
                                       [forward_bound(c, accuracy) for c in derived])
     try:
-        compare("metamorphic", f"y[{relation.name}]", lhs, rhs, bound, case,
-                ctx.snippet(case, relation.explain(case)))
+        compare("metamorphic", f"y[{relation.name}]", lhs, rhs, bound, case, [])
     except Violation as violation:
         violation.summary = f"relation '{relation.name}' does not hold: {violation.summary}"
+        violation.details.insert(0, f"relation: {relation.says(case)}")
         raise
 
 

@@ -19,7 +19,6 @@ from conformance.compare import Bound, Violation, backward_bounds, compare, expe
 from conformance.context import Context, derive
 from conformance.diagnose import missing_nan_summary
 from conformance.rules.base import ALL_OPS, rule
-from conformance.snippets import call_source
 from conformance.strategies import Case, cases, make_values
 from spec import Capabilities, OpName
 
@@ -63,7 +62,7 @@ def _fast(ctx: Context, case: Case) -> bool:
 
 
 def _check_pattern(ctx: Context, rule: str, name: str, got: np.ndarray[Any, Any], want: np.ndarray[Any, Any],
-                   bound: Bound, case: Case, snippet: list[str]) -> None:
+                   bound: Bound, case: Case) -> None:
     """IEEE propagation: a NaN the exact result has is never lost; then values within the bound."""
     got64 = np.asarray(got, dtype=F64)
     fast = _fast(ctx, case)
@@ -77,9 +76,9 @@ def _check_pattern(ctx: Context, rule: str, name: str, got: np.ndarray[Any, Any]
         else:
             summary = (f"a NaN or infinity in x was dropped: {name}{list(where)} = {float(got64[where])!r}, "
                        f"but should be {float(want[where])!r}")
-        raise Violation(rule, summary, case, [f"{int(lost.sum())} of {got64.size} elements affected"], snippet)
+        raise Violation(rule, summary, case, [f"{int(lost.sum())} of {got64.size} elements affected"])
     if not fast:
-        compare(rule, name, got64, want, bound, case, snippet)
+        compare(rule, name, got64, want, bound, case, [])
 
 
 def _direct(ctx: Context) -> Capabilities:
@@ -90,9 +89,8 @@ def _direct(ctx: Context) -> Capabilities:
 def check_nonfinite(ctx: Context, case: Case) -> None:
     """NaN and infinities in x: the forward output's NaN/inf pattern matches the reference's (NaN never dropped)."""
     y = ctx.forward("nan-propagation", case)
-    snippet = ctx.snippet(case, [f"print({call_source(case.problem.op + '_forward', case)})"])
     bound = Bound(np.zeros(())) if case.problem.op == "max_pool" else forward_bound(case, _direct(ctx))
-    _check_pattern(ctx, "nan-propagation", "y", y, expected_forward(case), bound, case, snippet)
+    _check_pattern(ctx, "nan-propagation", "y", y, expected_forward(case), bound, case)
 
 
 def _read_by_nan_windows(case: Case) -> np.ndarray[Any, Any]:
@@ -115,18 +113,15 @@ def check_nonfinite_backward(ctx: Context, case: Case) -> None:
     grads = ctx.backward("nonfinite-backward", case)
     want = expected_backward(case)
     bounds = backward_bounds(case, ctx.backend.capabilities)
-    fn = p.op + "_backward"
-    snippet = ctx.snippet(case, [f"print({call_source(fn, case, dy=True)})",
-                                 f"print({call_source(fn, case, dy=True, backend='reference')})"])
     for name, got in grads.items():
         expected = want[name]
         if p.op == "max_pool":
             free = _read_by_nan_windows(case)
             got = np.where(free, expected, np.asarray(got, dtype=F64))
         if name == "dw":
-            _check_pattern(ctx, "nonfinite-backward", name, got, expected, bounds[name], case, snippet)
+            _check_pattern(ctx, "nonfinite-backward", name, got, expected, bounds[name], case)
         else:
-            compare("nonfinite-backward", name, got, expected, bounds[name], case, snippet)
+            compare("nonfinite-backward", name, got, expected, bounds[name], case, [])
 
 
 # --------------------------------------------------------------------------- overflow
@@ -161,16 +156,14 @@ def check_overflow(ctx: Context, case: Case) -> None:
     """An exact result beyond the dtype's largest finite value must be ±inf with its sign (IEEE overflow)."""
     y = np.asarray(ctx.forward("overflow", case), dtype=F64)
     want = expected_rounded(case)
-    snippet = ctx.snippet(case, [f"print({call_source(case.problem.op + '_forward', case)})  # every product "
-                                 "overflows: expect +-inf (or the bias, for windows that read only padding)"])
     if _fast(ctx, case):  # a fast algorithm may turn inf into NaN over a slice; it may not return a finite value
         lost = ~np.isfinite(want) & np.isfinite(y)
         if lost.any():
             where = tuple(int(k) for k in np.argwhere(lost)[0])
             raise Violation("overflow", f"an overflowing result is finite: y{list(where)} = {y[where]!r}, but should "
-                            f"be {want[where]!r}", case, [f"{int(lost.sum())} of {y.size} outputs affected"], snippet)
+                            f"be {want[where]!r}", case, [f"{int(lost.sum())} of {y.size} outputs affected"])
         return
-    compare("overflow", "y", y, want, forward_bound(case, _direct(ctx)), case, snippet)
+    compare("overflow", "y", y, want, forward_bound(case, _direct(ctx)), case, [])
 
 
 NAN_PROPAGATION = rule("nan-propagation", "NaN and infinities propagate to every output whose window holds them",

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from conformance.compare import as64, backward_bounds, compare, forward_bound
 from conformance.context import Context
 from conformance.rules.base import rule
-from conformance.snippets import call_source
 from conformance.strategies import Case, cases
 from spec import Capabilities, OpName
 
@@ -62,24 +61,14 @@ def check_correlate2d(ctx: Context, case: Case) -> None:
     if i.b is not None:
         y_o = y_o + float(i.b[0])
     accuracy = ctx.backend.capabilities
-    body = ["import scipy.signal", f"got = {call_source('conv_forward', case)}[0, 0]",
-            "(lo0, hi0), (lo1, hi1) = " + repr(p.params["padding"]),
-            "xp = np.pad(x[0, 0].astype('float64'), ((lo0, hi0), (lo1, hi1)))",
-            f"wd = np.zeros(((w.shape[2] - 1) * {p.params['dilation'][0]} + 1, (w.shape[3] - 1) * "
-            f"{p.params['dilation'][1]} + 1))",
-            f"wd[::{p.params['dilation'][0]}, ::{p.params['dilation'][1]}] = w[0, 0]",
-            f"want = scipy.signal.correlate2d(xp, wd, 'valid')[::{p.params['stride'][0]}, ::{p.params['stride'][1]}]"
-            + (" + b[0]" if i.b is not None else ""),
-            "print(got, want, sep='\\n')"]
-    snippet = ctx.snippet(case, body)
     y = ctx.forward("correlate2d", case)
     fb = forward_bound(case, accuracy)
-    compare("correlate2d", "y", y, y_o[None, None], fb, case, snippet)
+    compare("correlate2d", "y", y, y_o[None, None], fb, case, [])
     if ctx.has("conv_backward"):
         grads = ctx.backward("correlate2d", case)
         bb = backward_bounds(case, accuracy)
-        compare("correlate2d", "dx", grads["dx"], dx_o[None, None], bb["dx"], case, snippet)
-        compare("correlate2d", "dw", grads["dw"], dw_o[None, None], bb["dw"], case, snippet)
+        compare("correlate2d", "dx", grads["dx"], dx_o[None, None], bb["dx"], case, [])
+        compare("correlate2d", "dw", grads["dw"], dw_o[None, None], bb["dw"], case, [])
 
 
 CORRELATE2D = rule("correlate2d", "2-D single-channel conv and its gradients equal scipy.signal.correlate2d", ("conv",),
