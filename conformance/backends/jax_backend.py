@@ -92,6 +92,8 @@ _use_compilation_cache()
 VERSION: str = jax.__version__
 
 CAPABILITIES = spec.Capabilities(
+    # Global pooling (output size 1) is the only adaptive pooling the framework has.
+    adaptive_output_size="global",
     compiles_per_shape=True,
     # XLA rounds every op's result to the dtype: a bias is added to the already-rounded
     # convolution or matmul, and reduce_window sums average-pooling windows in the dtype itself.

@@ -56,6 +56,8 @@ IR_VERSION = 10
 VERSION: str = ort.__version__
 
 CAPABILITIES = spec.Capabilities(
+    # Global pooling (output size 1) is the only adaptive pooling the framework has.
+    adaptive_output_size="global",
     dtypes=frozenset({"float32", "float16"}),
     pool_padding="half_kernel",
     notes=(

@@ -74,6 +74,8 @@ from spec import Array, Padding  # noqa: E402
 VERSION: str = tf.__version__
 
 CAPABILITIES = spec.Capabilities(
+    # Global pooling (output size 1) is the only adaptive pooling the framework has.
+    adaptive_output_size="global",
     notes=(
         f"tensorflow {tf.__version__}, CPU, channels-last; backward by tf.GradientTape",
         "limits per case are declared by supports(op, problem), each counted as declined in the reports:",
