@@ -8,7 +8,10 @@ and composes ``OUT/matrix.md`` -- framework x operation x rule -> pass / FAIL:
 reason / not covered / not supported -- from the JSON reports (read back with
 :func:`conformance.merge.load_report`, so the matrix is exactly what they hold).
 ``--from-reports`` composes it from the JSON reports already in ``OUT``
-without running anything. ``--readme README.md`` also replaces the text between
+without running anything (and renders their Markdown copies): the reports of
+``convspec check NAME --profile P --seed S --dtypes D --timeout 60 --no-database
+--report OUT/NAME.json`` are the ones this command writes, so the backends may
+also be checked side by side. ``--readme README.md`` also replaces the text between
 ``<!-- matrix:start -->`` and ``<!-- matrix:end -->`` there.
 
 A cell says how much of the row the backend really computed: ``pass (60%; 40%
@@ -153,7 +156,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--readme", help="also update the marked matrix section of this file")
     parser.add_argument("--timeout", type=float, default=60.0, help="per-call timeout in seconds")
     parser.add_argument("--from-reports", action="store_true",
-                        help="run nothing: compose the matrix from the JSON reports OUT/<backend>.json of an earlier run")
+                        help="run nothing: compose the matrix (and the Markdown copies) from the JSON reports OUT/<backend>.json "
+                        "of an earlier run")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -191,6 +195,8 @@ def run_from_args(args: argparse.Namespace) -> int:
             print(f"convspec: error: {path} is from a run with --profile {report.profile} --seed {report.seed} "
                   f"--dtypes {','.join(report.dtypes)}, not the one asked for", file=sys.stderr)
             return 2
+        if args.from_reports:  # e.g. reports of `convspec check NAME --report OUT/NAME.json` run side by side
+            write_atomically(out / f"{name}.md", to_markdown(report))
     argv = [a for a in sys.argv[2:] if a != "--from-reports"]  # the command that makes these reports
     command = "convspec matrix " + " ".join(shlex.quote(a) for a in argv) if sys.argv[1:2] == ["matrix"] else (
         f"convspec matrix {' '.join(args.backends)} --profile {args.profile} --seed {args.seed} --dtypes {args.dtypes}")

@@ -147,6 +147,7 @@ def test_matrix_is_composed_from_the_json_reports(tmp_path: Path) -> None:
     matrix = (out / "matrix.md").read_text()
     assert "| forward-values | pass (25%; 75% declined) |" in matrix, matrix
     assert "- reference: stride > 1 (6)" in matrix, matrix
+    assert "| forward-values | pass (2 of 8; 6 declined: stride > 1) |" in (out / "reference.md").read_text()
     assert main([*args[:4], "--seed", "3", *args[4:], "--from-reports"]) == 2  # reports of another run: refused
 
 
