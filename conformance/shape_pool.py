@@ -27,6 +27,8 @@ choices taken from a generator seeded by the run's ``--seed``:
   strides longer than the window, overlapping windows, sizes next to a power
   of two; windows entirely in padding; groups; ceil mode adding a window, with
   each ``count_include_pad``; a bias; square and non-square linear layers);
+* a narrowed variant's pool (``ceil_mode=True``, single-channel 2-D) holds half as many
+  problems: it serves one rule, and its shapes are compilations of their own;
 * pooled problems have a batch of at least one: the ``empty-batch`` rule
   builds N = 0 itself, as ``empty-windows`` builds windows entirely in padding.
 
@@ -143,7 +145,10 @@ def pooled(op: OpName, caps: Capabilities, dtype: str, kwargs: dict[str, Any]) -
     # Capabilities may hold a dict (not hashable): the cache is keyed by its repr.
     key = (op, repr(caps), dtype, repr(sorted(kwargs.items())), settings.seed, settings.size)
     if key not in _POOLS:
-        _POOLS[key] = _pool(op, caps, dtype, tuple(sorted(kwargs.items())), settings.seed, settings.size)
+        # A narrowed variant (ceil mode only, single-channel 2-D) serves one rule, and each of its shapes is
+        # a compilation the main pool does not share: half as many (its features are fewer to cover).
+        size = settings.size if not kwargs else max(2, settings.size // 2)
+        _POOLS[key] = _pool(op, caps, dtype, tuple(sorted(kwargs.items())), settings.seed, size)
     return list(_POOLS[key])
 
 

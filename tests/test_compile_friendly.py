@@ -110,6 +110,7 @@ def test_narrowed_strategies_get_their_own_pools() -> None:
         ceil = pooled("max_pool", COMPILING, "float64", {"ceil_mode": True})
     assert all(p.x_shape[:2] == (1, 1) and p.spatial_rank == 2 for p in single), [p.describe() for p in single]
     assert all(p.params["ceil_mode"] for p in ceil), [p.describe() for p in ceil]
+    assert len(single) == len(ceil) == POOL_SIZES["ci"] // 2, "a narrowed variant's pool is half the size"
 
 
 # --------------------------------------------------------------------------- few compilations
