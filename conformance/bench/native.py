@@ -48,7 +48,7 @@ def torch_native_calls(problem: Problem, inputs: Inputs) -> dict[Mode, Call]:
             xt, wt, bt, kwargs["stride"], kwargs["padding"], kwargs["output_padding"], kwargs["dilation"],
             kwargs["groups"]),
         "max_pool": lambda xt, wt, bt: adapter._max_pool(xt, kwargs["kernel_size"], kwargs["stride"], kwargs["padding"],
-                                                         kwargs["dilation"], kwargs["ceil_mode"]),
+                                                         kwargs["dilation"], kwargs["ceil_mode"])[0],  # (y, None)
         "max_pool_indices": lambda xt, wt, bt: adapter._max_pool(
             xt, kwargs["kernel_size"], kwargs["stride"], kwargs["padding"], kwargs["dilation"], kwargs["ceil_mode"],
             indices=True),
