@@ -137,10 +137,14 @@ def compare(rule: str, name: str, actual: NDArray[Any], expected: NDArray[Any], 
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), e.shape))
     first = tuple(int(i) for i in bad[0])
     dtype = case.problem.dtype
-    ulp = float(spec.accuracy.ulps(err[worst], e[worst], dtype)) if np.isfinite(err[worst]) else math.inf
+    # ULPs at the expected value; where it is exactly 0 (whose ulp is the smallest subnormal), at the actual one.
+    at_actual = e[worst] == 0 and np.isfinite(a[worst])
+    ulp = float(spec.accuracy.ulps(err[worst], a[worst] if at_actual else e[worst], dtype)) if np.isfinite(
+        err[worst]) else math.inf
+    ulp_text = f"{ulp:.3g} ulp of {dtype}" + (" at the actual value" if at_actual else "")
     details = [
         f"{len(bad)} of {e.size} elements of {name} out of bounds; worst at {name}{list(worst)}:",
-        f"  expected {_fmt(e[worst])}, actual {_fmt(a[worst])}, |error| {_fmt(err[worst])} ({ulp:.3g} ulp of {dtype}), "
+        f"  expected {_fmt(e[worst])}, actual {_fmt(a[worst])}, |error| {_fmt(err[worst])} ({ulp_text}), "
         f"{bound.describe_at(worst)}",
     ]
     if first != worst:

@@ -142,7 +142,8 @@ def compose(reports: Mapping[str, RunReport], command: str) -> str:
             for name, counted in reasons.items():
                 if counted:
                     listed = "; ".join(f"{reason} ({n})" for reason, n in counted.most_common(4))
-                    more = f"; {len(counted) - 4} more reasons" if len(counted) > 4 else ""
+                    extra = len(counted) - 4
+                    more = f"; {extra} more reason{'s' if extra > 1 else ''}" if extra > 0 else ""
                     lines.append(f"- {name}: {markdown_cell(listed + more)}")
     return "\n".join(lines) + "\n"
 

@@ -97,3 +97,22 @@ def test_a_hang_snippet_builds_large_inputs_from_a_seeded_generator() -> None:
     finally:
         faulthandler.cancel_dump_traceback_later()  # the snippet's watchdog would end this test process
     assert namespace["x"].shape == x.shape and np.isnan(namespace["x"][1, 2, 7]), namespace["x"]
+
+
+def test_a_value_failure_prints_the_digits_that_differ_and_a_finite_ulp_error() -> None:
+    from conformance.compare import Bound, compare
+
+    problem = Problem("linear", "float32", (1, 2), (2, 2), False, {})
+    case = Case(problem, Inputs(np.ones((1, 2)), np.ones((2, 2)), None, np.ones((1, 2)), "floats"))
+    expected = np.array([[-1 / 3, 0.0]])
+    actual = np.array([[np.float32(-1 / 3) + np.float32(2.0 ** -25), 0.5]], dtype=np.float32)
+    try:
+        compare("forward-values", "y", actual, expected, Bound(np.full((1, 2), 1e-9)), case, [])
+    except Violation as violation:
+        text = "\n".join(violation.details)
+    else:
+        raise AssertionError("no violation")
+    assert "expected 0.0, actual 0.5, |error| 0.5 (8.39e+06 ulp of float32 at the actual value)" in text, text
+    arrays = [line.split("=", 1)[1].strip() for line in text.splitlines() if line.strip().startswith(("expected y", "actual"))]
+    assert len(arrays) == 2 and "-0.3333333333333333," in arrays[0] and "-0.3333333," in arrays[1], text  # 6 digits tie
+    assert "np." not in text, text
