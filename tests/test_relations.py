@@ -30,6 +30,13 @@ PROBLEMS: dict[str, Problem] = {
     "max_pool": Problem("max_pool", "float64", (2, 3, 5, 4), None, False, _POOL),
     "avg_pool": Problem("avg_pool", "float64", (2, 3, 5, 4), None, False, {**_POOL, "count_include_pad": True}),
     "linear": Problem("linear", "float64", (3, 4), (3, 4), True, {}),
+    # w is (C_in, C_out / groups, *K): two groups of two output channels each.
+    "conv_transpose": Problem("conv_transpose", "float64", (2, 4, 3, 3), (4, 2, 2, 2), True,
+                              {"stride": (2, 1), "padding": ((0, 0), (0, 0)), "output_padding": (1, 0),
+                               "dilation": (1, 1), "groups": 2}),
+    "max_pool_indices": Problem("max_pool_indices", "float64", (2, 3, 5, 4), None, False, _POOL),
+    "adaptive_avg_pool": Problem("adaptive_avg_pool", "float64", (2, 3, 5, 4), None, False, {"output_size": (3, 2)}),
+    "adaptive_max_pool": Problem("adaptive_max_pool", "float64", (2, 3, 5, 4), None, False, {"output_size": (3, 2)}),
 }
 
 
@@ -37,7 +44,8 @@ def _backend(perturbed: str | None) -> LoadedBackend:
     functions: dict[str, Any] = {name: getattr(reference, name) for name in spec.FUNCTION_NAMES
                                  if hasattr(reference, name)}
     if perturbed is not None:
-        forward = functions[f"{perturbed}_forward"]
+        name = spec.OPERATIONS[PROBLEMS[perturbed].op].forward
+        forward = functions[name]
 
         def off_by_one(*args: Any, **kwargs: Any) -> Any:
             y = np.array(forward(*args, **kwargs))
@@ -45,7 +53,7 @@ def _backend(perturbed: str | None) -> LoadedBackend:
                 y.reshape(-1)[0] += 1
             return y
 
-        functions[f"{perturbed}_forward"] = off_by_one
+        functions[name] = off_by_one
     obj = SimpleNamespace(**functions)
     return LoadedBackend("perturbed", "tests.test_relations", obj, spec.supported_functions(obj),
                          spec.capabilities_of(obj))

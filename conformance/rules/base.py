@@ -9,13 +9,42 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from conformance.citations import CHECKED_OPERATIONS
 from conformance.context import Context
 from conformance.strategies import Case, cases
-from spec import Capabilities, OpName
+from spec import OPERATIONS, Capabilities, Operation, OpName
 
 F64 = np.float64
 CaseStrategy = Callable[[OpName, Capabilities, str], st.SearchStrategy[Case]]
 Check = Callable[[Context, Case], None]
+
+
+def ops_where(predicate: Callable[[Operation], bool]) -> tuple[OpName, ...]:
+    """The checked operations whose registry record satisfies ``predicate``, in registry order.
+
+    An operation is checked once its document leaves
+    :data:`conformance.citations.REFERENCE_ONLY_DOCUMENTS` (its constraints are then cited): from
+    then on every generic rule whose predicate fits its record runs on it, with no change here.
+    """
+    return tuple(name for name, record in OPERATIONS.items() if name in CHECKED_OPERATIONS and predicate(record))
+
+
+#: Every checked operation.
+EVERY_OP: tuple[OpName, ...] = ops_where(lambda r: True)
+#: Operations with a backward function (the gradient rules).
+WITH_BACKWARD: tuple[OpName, ...] = ops_where(lambda r: r.has_backward)
+#: Operations whose result has the input's (floating) dtype: not max-pool indices.
+FLOAT_RESULT: tuple[OpName, ...] = ops_where(lambda r: r.result_dtype is None)
+
+
+def weight_out_axis(record: Operation) -> int:
+    """The axis of w that indexes output channels (within a group), from the registry's weight layout."""
+    assert record.weight_shape is not None, f"{record.name} has no weights"
+    return record.weight_shape(1, 2, 1, ()).index(2)
+
+
+#: The four operations of the first protocol. Tests that sample one operation per seed still use them;
+#: rules draw their operations from the registry.
 ALL_OPS: tuple[OpName, ...] = ("conv", "max_pool", "avg_pool", "linear")
 
 

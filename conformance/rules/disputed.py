@@ -9,11 +9,12 @@ import numpy as np
 from hypothesis import strategies as st
 
 import spec
-from conformance.compare import Bound, backward_bounds, compare, expected_backward, expected_forward, forward_bound
+from conformance.compare import Bound, backward_bounds, compare, expected_backward, expected_forward
 from conformance.context import Context, derive
-from conformance.rules.base import ALL_OPS, F64, Check, rule, set_first
+from conformance.rules.base import EVERY_OP, F64, rule, set_first
+from conformance.rules.values import against_reference
 from conformance.strategies import ORDINARY_KINDS, Case, Problem, cases, make_inputs, pool_problems, problems
-from spec import Capabilities, OpName
+from spec import OPERATIONS, Capabilities, OpName
 
 
 def _with_padding(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[Case]:
@@ -82,21 +83,6 @@ def _tie_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[
                      st.integers(0, 2**32 - 1))
 
 
-def _forward_and_backward(rule: str) -> Check:
-    def check(ctx: Context, case: Case) -> None:
-        accuracy = ctx.backend.capabilities
-        fn = case.problem.op
-        compare(rule, "y", ctx.forward(rule, case), expected_forward(case), forward_bound(case, accuracy), case,
-                [])
-        if ctx.has(f"{fn}_backward"):
-            grads = ctx.backward(rule, case)
-            want, bounds = expected_backward(case), backward_bounds(case, accuracy)
-            for name in grads:
-                compare(rule, name, grads[name], want[name], bounds[name], case, [])
-
-    return check
-
-
 @st.composite
 def _ceil_cases(draw: st.DrawFn, op: OpName, caps: Capabilities, dtype: str) -> Case:
     """Ceil-mode pooling; sometimes a dimension shorter than the (dilated) kernel, where only ceil mode
@@ -122,11 +108,17 @@ def _divisor_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrat
     return st.builds(lambda c: Case(c.problem, make_inputs(c.problem, "floats", 0)), _with_padding(op, caps, dtype))
 
 
+def _dilates(op: OpName, caps: Capabilities) -> bool:
+    """Whether the backend declares dilation > 1 for this pooling operation."""
+    field = OPERATIONS[op].dilation_field
+    return field is not None and bool(getattr(caps, field))
+
+
 @st.composite
 def _empty_window_cases(draw: st.DrawFn, op: OpName, caps: Capabilities, dtype: str) -> Case:
     """A pooling problem whose first window along dim 0 lies entirely in padding."""
     base = draw(pool_problems(caps, dtype, op))
-    dilated = caps.max_pool_dilation if op == "max_pool" else caps.avg_pool_dilation
+    dilated = _dilates(op, caps)
     n = draw(st.integers(1, 3))
     params = dict(base.params)
     if dilated:  # positions -1 and n of a 2-tap kernel with dilation n + 1 are both padding
@@ -142,7 +134,7 @@ def _empty_window_cases(draw: st.DrawFn, op: OpName, caps: Capabilities, dtype: 
 
 
 def _empty_window_applies(op: OpName, caps: Capabilities) -> str | None:
-    dilated = caps.max_pool_dilation if op == "max_pool" else caps.avg_pool_dilation
+    dilated = _dilates(op, caps)
     # The two ways _empty_window_cases builds one: k=2 dilated past the input, or k=1 over a padding of 1.
     if (dilated and spec.pool_padding_allowed(caps.pool_padding, 2, 2, 1, 1)
             or spec.pool_padding_allowed(caps.pool_padding, 1, 1, 1, 1)):
@@ -165,14 +157,14 @@ MAXPOOL_PAD_VALUE = rule("maxpool-pad-value", "max pooling pads with -inf, never
 TIE_ROUTING = rule("tie-routing", "on ties the gradient goes to the first maximum in row-major window order",
                    ("max_pool",), ("backward",), _tie_cases, check_tie_routing, weight=0.5)
 CEIL_MODE = rule("ceil-mode", "ceil mode: the last window starts inside the input or the before-padding",
-                 ("max_pool", "avg_pool"), ("forward",), _ceil_cases, _forward_and_backward("ceil-mode"), weight=0.5,
+                 ("max_pool", "avg_pool"), ("forward",), _ceil_cases, against_reference("ceil-mode"), weight=0.5,
                  applies=_ceil_applies)
 AVGPOOL_DIVISOR = rule("avgpool-divisor",
                        "the divisor counts the padded input (count_include_pad) or the input, never overhang",
-                       ("avg_pool",), ("forward",), _divisor_cases, _forward_and_backward("avgpool-divisor"),
+                       ("avg_pool",), ("forward",), _divisor_cases, against_reference("avgpool-divisor"),
                        weight=0.5)
 EMPTY_WINDOWS = rule("empty-windows", "a window entirely in padding: max -inf, average 0 or NaN, no gradient",
-                     ("max_pool", "avg_pool"), ("forward",), _empty_window_cases, _forward_and_backward("empty-windows"),
+                     ("max_pool", "avg_pool"), ("forward",), _empty_window_cases, against_reference("empty-windows"),
                      weight=0.5, applies=_empty_window_applies)
-EMPTY_BATCH = rule("empty-batch", "an empty batch (N = 0) gives empty results", ALL_OPS, ("forward",),
-                   _empty_batch_cases, _forward_and_backward("empty-batch"), weight=0.2, applies=_empty_batch_applies)
+EMPTY_BATCH = rule("empty-batch", "an empty batch (N = 0) gives empty results", EVERY_OP, ("forward",),
+                   _empty_batch_cases, against_reference("empty-batch"), weight=0.2, applies=_empty_batch_applies)

@@ -11,22 +11,22 @@ from hypothesis import strategies as st
 from conformance.bounds import dot_bound
 from conformance.compare import Violation, backward_bounds, forward_bound
 from conformance.context import Context, derive
-from conformance.rules.base import ALL_OPS, F64, cast, dot, ordinary, rounding64, rule
+from conformance.rules.base import F64, WITH_BACKWARD, cast, dot, ops_where, ordinary, rounding64, rule
 from conformance.strategies import ORDINARY_KINDS, Case, ValueKind, cases, make_values
-from spec import Capabilities, OpName
+from spec import OPERATIONS, Capabilities, OpName
 
 
 def _fd_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[Case]:
-    # Max pooling is piecewise linear: distinct values one apart and steps of at most 0.25
-    # never cross a kink, so central differences are exact up to rounding.
-    kinds: tuple[ValueKind, ...] = ("distinct",) if op == "max_pool" else ORDINARY_KINDS
+    # Max pooling (an operation that selects) is piecewise linear: distinct values one apart and steps
+    # of at most 0.25 never cross a kink, so central differences are exact up to rounding.
+    kinds: tuple[ValueKind, ...] = ("distinct",) if OPERATIONS[op].selects else ORDINARY_KINDS
     return cases(op, caps, dtype, kinds=kinds)
 
 
 def _variables(case: Case) -> list[tuple[str, str]]:
     """(input name, gradient name) pairs the rule perturbs."""
     out = [("x", "dx")]
-    if case.problem.op in ("conv", "linear"):
+    if case.problem.operation.has_weights:
         out.append(("w", "dw"))
         if case.problem.bias:
             out.append(("b", "db"))
@@ -45,7 +45,7 @@ def check_finite_differences(ctx: Context, case: Case) -> None:
     dy = np.asarray(case.inputs.dy, dtype=F64)
     for name, grad_name in _variables(case):
         value = getattr(case.inputs, name)
-        step = 0.25 if p.op == "max_pool" else 0.5
+        step = 0.25 if p.operation.selects else 0.5
         if value.size <= 6:  # tiny inputs: every element on its own
             directions = [np.eye(value.size)[k].reshape(value.shape) * step for k in range(value.size)]
         else:
@@ -78,10 +78,6 @@ def check_finite_differences(ctx: Context, case: Case) -> None:
 
 # --------------------------------------------------------------------------- adjoint (dot-product) tests
 
-def _adjoint_applies(op: OpName, caps: Capabilities) -> str | None:
-    return "max pooling is not linear; its routing is checked by finite-differences" if op == "max_pool" else None
-
-
 def check_adjoint(ctx: Context, case: Case) -> None:
     """<dy, J v> = <J^T dy, v> with J v computed by the backend's forward on the direction v itself."""
     p, i = case.problem, case.inputs
@@ -94,7 +90,7 @@ def check_adjoint(ctx: Context, case: Case) -> None:
     dy = np.asarray(i.dy, dtype=F64)
     pairs: list[tuple[str, Case, np.ndarray[Any, Any]]] = []
     v = make_values(p.x_shape, "floats", p.dtype, rng)
-    if p.op in ("conv", "linear"):
+    if p.operation.has_weights:
         pairs.append(("dx", derive(case, x=v, b=None), v))
         u = make_values(p.w_shape or (), "floats", p.dtype, rng)
         pairs.append(("dw", derive(case, w=u, b=None), u))
@@ -114,6 +110,7 @@ def check_adjoint(ctx: Context, case: Case) -> None:
 
 
 FINITE_DIFFERENCES = rule("finite-differences", "gradients equal central differences of the backend's own forward",
-                          ALL_OPS, ("forward", "backward"), _fd_cases, check_finite_differences)
-ADJOINT = rule("adjoint", "backward is the exact adjoint of the (linear) forward map", ("conv", "avg_pool", "linear"),
-               ("forward", "backward"), ordinary, check_adjoint)
+                          WITH_BACKWARD, ("forward", "backward"), _fd_cases, check_finite_differences)
+#: Max pooling is not linear: its routing is checked by finite-differences.
+ADJOINT = rule("adjoint", "backward is the exact adjoint of the (linear) forward map",
+               ops_where(lambda r: r.linear and r.has_backward), ("forward", "backward"), ordinary, check_adjoint)

@@ -20,9 +20,9 @@ import spec
 from conformance.bounds import sum_bounds, take_channels
 from conformance.compare import Bound, Violation, compare, exact_bound, forward_bound
 from conformance.context import Context, derive
-from conformance.rules.base import ALL_OPS, F64, rule
+from conformance.rules.base import EVERY_OP, F64, rule, weight_out_axis
 from conformance.strategies import Case, Problem, cases, make_values
-from spec import Capabilities, OpName
+from spec import OPERATIONS, Capabilities, Operation, OpName
 
 Array = np.ndarray[Any, Any]
 #: (lhs, rhs, bound on |lhs - rhs|) from the case, its result and bound, and the derived calls' results and bounds.
@@ -44,7 +44,12 @@ class Relation:
 
 
 def _weighted(op: OpName) -> bool:
-    return op in ("conv", "linear")
+    return OPERATIONS[op].has_weights
+
+
+def _transposed(record: Operation) -> bool:
+    """A transposed convolution spreads each input element over a window of outputs."""
+    return "output_padding" in record.param_names
 
 
 # --------------------------------------------------------------------------- batch independence
@@ -61,21 +66,22 @@ def _batch_relate(case: Case, y: Array, yb: Bound, outs: Sequence[Array], bounds
 # --------------------------------------------------------------------------- channel permutation
 
 def _channel_perm(case: Case) -> Array:
-    """Output channels reversed within each group (weighted ops), or input channels reversed (pooling)."""
-    p, w = case.problem, case.inputs.w
-    if _weighted(p.op):
-        assert w is not None
-        groups = int(p.params.get("groups", 1))
-        og = w.shape[0] // groups
-        return np.concatenate([g * og + np.arange(og)[::-1] for g in range(groups)])
-    return np.arange(p.x_shape[1])[::-1]
+    """y's channels reversed within each group (one group without weights: pooling's channels are x's)."""
+    p = case.problem
+    channels = p.output_shape()[1]
+    groups = int(p.params.get("groups", 1)) if _weighted(p.op) else 1
+    og = channels // groups
+    return np.concatenate([g * og + np.arange(og)[::-1] for g in range(groups)])
 
 
 def _permuted(case: Case, seed: int) -> tuple[Case, ...]:
     i, perm = case.inputs, _channel_perm(case)
     if _weighted(case.problem.op):
         assert i.w is not None
-        return (derive(case, w=i.w[perm].copy(), b=None if i.b is None else i.b[perm].copy()),)
+        axis = weight_out_axis(case.problem.operation)
+        # w's output-channel axis holds every output channel, or (transposed, grouped) one group's, the same in each
+        index = perm if i.w.shape[axis] == len(perm) else perm[: i.w.shape[axis]]
+        return (derive(case, w=np.take(i.w, index, axis=axis), b=None if i.b is None else i.b[perm].copy()),)
     return (derive(case, x=i.x[:, perm].copy()),)
 
 
@@ -159,7 +165,17 @@ def _translation_says(case: Case) -> str:
     return f"the same call on x[:, :, {s}:] must equal y[:, :, 1:] (no padding on that dim)"
 
 
+def _slides(record: Operation) -> bool:
+    """Kernel windows sliding over x with a float result: dropping a stride of x drops an output row."""
+    return record.windowing == "kernel" and record.result_dtype is None and not _transposed(record)
+
+
 # --------------------------------------------------------------------------- equivalences with convolution
+
+def _unweighted_linear_window(record: Operation) -> bool:
+    """Average pooling: a linear map over kernel windows without weights (a depthwise conv with ones)."""
+    return record.linear and record.windowing == "kernel" and not record.has_weights
+
 
 def _as_1x1_conv(case: Case, seed: int) -> tuple[Case, ...]:
     p, i = case.problem, case.inputs
@@ -201,18 +217,23 @@ RELATIONS: tuple[Relation, ...] = (
     Relation("batch-independence", lambda op, ctx: True, _per_sample, _batch_relate,
              lambda case: "y[k:k+1] must equal the same call on x[k:k+1]"),
     Relation("channel-permutation", lambda op, ctx: True, _permuted, _permutation_relate, _permutation_says),
-    Relation("linearity-x", lambda op, ctx: op != "max_pool", _sums("x"), _linearity_relate, _linearity_says("x")),
-    Relation("linearity-w", lambda op, ctx: _weighted(op), _sums("w"), _linearity_relate, _linearity_says("w")),
-    Relation("monotone-map", lambda op, ctx: op == "max_pool", _mapped, _monotone_relate,
+    Relation("linearity-x", lambda op, ctx: OPERATIONS[op].linear, _sums("x"), _linearity_relate,
+             _linearity_says("x")),
+    Relation("linearity-w", lambda op, ctx: OPERATIONS[op].linear and _weighted(op), _sums("w"), _linearity_relate,
+             _linearity_says("w")),
+    Relation("monotone-map", lambda op, ctx: OPERATIONS[op].selects and OPERATIONS[op].result_dtype is None, _mapped,
+             _monotone_relate,
              lambda case: "max_pool(2 x + 1) must equal 2 max_pool(x) + 1 exactly"),
-    Relation("translation", lambda op, ctx: op != "linear", _shifted, _translation_relate, _translation_says),
+    Relation("translation", lambda op, ctx: _slides(OPERATIONS[op]), _shifted, _translation_relate, _translation_says),
     Relation("linear-as-1x1-conv",
-             lambda op, ctx: op == "linear" and ctx.has("conv_forward") and 1 in ctx.backend.capabilities.spatial_ranks,
+             lambda op, ctx: OPERATIONS[op].windowing == "none" and _weighted(op) and ctx.has("conv_forward")
+             and 1 in ctx.backend.capabilities.spatial_ranks,
              _as_1x1_conv, _1x1_relate,
              lambda case: "conv_forward(x[:, :, None], w[:, :, None], b, stride=(1,), padding=((0, 0),), "
                           "dilation=(1,), groups=1)[:, :, 0] must equal linear_forward(x, w, b)"),
     Relation("avg-as-depthwise-conv",
-             lambda op, ctx: op == "avg_pool" and ctx.has("conv_forward") and ctx.backend.capabilities.groups,
+             lambda op, ctx: _unweighted_linear_window(OPERATIONS[op]) and ctx.has("conv_forward")
+             and ctx.backend.capabilities.groups,
              _as_depthwise_conv, _depthwise_relate,
              lambda case: "without padding, avg_pool(x) must equal depthwise conv(x, ones) / prod(kernel_size)"),
 )
@@ -253,5 +274,5 @@ def check_metamorphic(ctx: Context, drawn: Any) -> None:
         raise
 
 
-METAMORPHIC = rule("metamorphic", "linearity, batch independence, translation, permutation, equivalences", ALL_OPS,
+METAMORPHIC = rule("metamorphic", "linearity, batch independence, translation, permutation, equivalences", EVERY_OP,
                    ("forward",), _relation_cases, check_metamorphic)

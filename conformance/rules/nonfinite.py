@@ -18,7 +18,7 @@ import reference
 from conformance.compare import Bound, Violation, backward_bounds, compare, expected_backward, expected_forward, forward_bound
 from conformance.context import Context, derive
 from conformance.diagnose import missing_nan_summary
-from conformance.rules.base import ALL_OPS, rule
+from conformance.rules.base import FLOAT_RESULT, WITH_BACKWARD, ops_where, rule, weight_out_axis
 from conformance.strategies import Case, cases, make_values
 from spec import Capabilities, OpName
 
@@ -58,7 +58,8 @@ def nonfinite_applies(op: OpName, caps: Capabilities) -> str | None:
 
 
 def _fast(ctx: Context, case: Case) -> bool:
-    return ctx.backend.capabilities.accuracy == "fast" and case.problem.op == "conv"
+    """A fast algorithm (Winograd, FFT) is declared for the operations the accuracy class covers."""
+    return ctx.backend.capabilities.accuracy == "fast" and "accuracy" in case.problem.operation.capabilities
 
 
 def _check_pattern(ctx: Context, rule: str, name: str, got: np.ndarray[Any, Any], want: np.ndarray[Any, Any],
@@ -89,7 +90,7 @@ def _direct(ctx: Context) -> Capabilities:
 def check_nonfinite(ctx: Context, case: Case) -> None:
     """NaN and infinities in x: the forward output's NaN/inf pattern matches the reference's (NaN never dropped)."""
     y = ctx.forward("nan-propagation", case)
-    bound = Bound(np.zeros(())) if case.problem.op == "max_pool" else forward_bound(case, _direct(ctx))
+    bound = Bound(np.zeros(())) if case.problem.operation.selects else forward_bound(case, _direct(ctx))
     _check_pattern(ctx, "nan-propagation", "y", y, expected_forward(case), bound, case)
 
 
@@ -97,17 +98,23 @@ def _read_by_nan_windows(case: Case) -> np.ndarray[Any, Any]:
     """The elements of x that some max-pool window holding a NaN reads (MAXPOOL-C12 leaves them free)."""
     p = case.problem
     x64 = np.asarray(case.inputs.x, dtype=F64)
-    nan_windows = np.isnan(reference.max_pool_forward(x64, **p.params)).astype(F64)
-    # Average-pool backward spreads a positive share of each marked window over the real elements it reads.
-    spread = reference.avg_pool_backward(np.zeros_like(x64), nan_windows, **p.params, count_include_pad=True)
+    nan_windows = np.isnan(getattr(reference, p.operation.forward)(x64, **p.params)).astype(F64)
+    # Average pooling's backward over the same windows spreads a positive share of each marked window over
+    # the real elements it reads.
+    zeros = np.zeros_like(x64)
+    if p.operation.windowing == "adaptive":
+        spread = reference.adaptive_avg_pool_backward(zeros, nan_windows, **p.params)
+    else:
+        spread = reference.avg_pool_backward(zeros, nan_windows, **p.params, count_include_pad=True)
     return np.asarray(spread > 0)
 
 
 def check_nonfinite_backward(ctx: Context, case: Case) -> None:
     """Backward at NaN/inf inputs: no exception, the right shapes; constrained values as the spec says.
 
-    conv, linear: dx and db do not read x and keep their bounds; dw propagates like the forward.
-    avg_pool: dx does not read x. max_pool: dx is free only at elements read by a window holding a NaN.
+    With weights: dx and db do not read x and keep their bounds; dw propagates like the forward.
+    Average pooling: dx does not read x. Max pooling (operations that select): dx is free only at elements
+    read by a window holding a NaN.
     """
     p = case.problem
     grads = ctx.backward("nonfinite-backward", case)
@@ -115,7 +122,7 @@ def check_nonfinite_backward(ctx: Context, case: Case) -> None:
     bounds = backward_bounds(case, ctx.backend.capabilities)
     for name, got in grads.items():
         expected = want[name]
-        if p.op == "max_pool":
+        if p.operation.selects:
             free = _read_by_nan_windows(case)
             got = np.where(free, expected, np.asarray(got, dtype=F64))
         if name == "dw":
@@ -135,9 +142,11 @@ def overflow_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrat
         low = float(2.0 ** ((info.maxexp + 1) // 2))  # low * low > the largest finite value
         x = (rng.integers(2, 4, size=case.inputs.x.shape) * (low / 2)).astype(dtype)
         assert case.inputs.w is not None
-        sign = np.where(rng.random(case.inputs.w.shape[0]) < 0.5, -1.0, 1.0)
-        magnitude = rng.integers(2, 4, size=case.inputs.w.shape) * (low / 2)
-        w = (magnitude * sign.reshape((-1,) + (1,) * (case.inputs.w.ndim - 1))).astype(dtype)
+        axis = weight_out_axis(case.problem.operation)  # one sign per output channel (within a group)
+        shape = case.inputs.w.shape
+        sign = np.where(rng.random(shape[axis]) < 0.5, -1.0, 1.0)
+        magnitude = rng.integers(2, 4, size=shape) * (low / 2)
+        w = (magnitude * sign.reshape(tuple(-1 if k == axis else 1 for k in range(len(shape))))).astype(dtype)
         b = None if case.inputs.b is None else make_values(case.inputs.b.shape, "integers", dtype, rng)
         return derive(case, x=x, w=w, b=b)
 
@@ -167,10 +176,11 @@ def check_overflow(ctx: Context, case: Case) -> None:
 
 
 NAN_PROPAGATION = rule("nan-propagation", "NaN and infinities propagate to every output whose window holds them",
-                       ALL_OPS, ("forward",), nonfinite_cases, check_nonfinite, weight=0.5, applies=nonfinite_applies)
+                       FLOAT_RESULT, ("forward",), nonfinite_cases, check_nonfinite, weight=0.5,
+                       applies=nonfinite_applies)
 NONFINITE_BACKWARD = rule("nonfinite-backward",
                           "backward at NaN/inf inputs returns arrays of the right shape and does not raise",
-                          ALL_OPS, ("backward",), nonfinite_cases, check_nonfinite_backward, weight=0.25,
+                          WITH_BACKWARD, ("backward",), nonfinite_cases, check_nonfinite_backward, weight=0.25,
                           applies=nonfinite_applies)
-OVERFLOW = rule("overflow", "a result beyond the dtype's range is +-inf with the exact result's sign", ("conv", "linear"),
-                ("forward",), overflow_cases, check_overflow, weight=0.2)
+OVERFLOW = rule("overflow", "a result beyond the dtype's range is +-inf with the exact result's sign",
+                ops_where(lambda r: r.has_weights), ("forward",), overflow_cases, check_overflow, weight=0.2)
