@@ -18,6 +18,7 @@ products in the declared precision is within the elementwise bound.
 
 from __future__ import annotations
 
+import itertools
 import math
 from types import SimpleNamespace
 from typing import Any
@@ -266,6 +267,165 @@ OFFSET_ORDER = InDtype(reverse=False, pairwise=False)
 REVERSED_PAIRWISE = InDtype(reverse=True, pairwise=True)
 REVERSED_PAIRWISE_F32 = InDtype(reverse=True, pairwise=True, float32_accumulation=True)
 
+# --------------------------------------------------------------------------- transposed convolution, two other ways
+
+def _spatial_slices(starts: tuple[int, ...], steps: tuple[int, ...], counts: tuple[int, ...]) -> tuple[slice, ...]:
+    return LEAD + tuple(slice(a, a + (c - 1) * s + 1, s) for a, s, c in zip(starts, steps, counts))
+
+
+def _scatter_frame(x: Array, w: Array, p: dict[str, Any]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(full length of the uncropped scatter + output_padding, y's spatial shape) per dim."""
+    full = tuple((n - 1) * s + d * (k - 1) + 1 + e for n, k, s, d, e in
+                 zip(x.shape[2:], w.shape[2:], p["stride"], p["dilation"], p["output_padding"]))
+    out = tuple(f - lo - hi for f, (lo, hi) in zip(full, p["padding"]))
+    return full, out
+
+
+def scatter_conv_transpose_forward(x: Array, w: Array, b: Array | None, **p: Any) -> Array:
+    """Every kernel offset's products spread over an uncropped buffer (last offset first), then cropped."""
+    out_shape = spec.conv_transpose_output_shape(x, w, b, **p)
+    dtype = _compute(x.dtype)
+    groups, (n, c_in) = p["groups"], x.shape[:2]
+    cg, og = c_in // groups, w.shape[1]
+    full, _ = _scatter_frame(x, w, p)
+    buf = np.zeros((n, groups, og, *full), dtype=dtype)
+    xg = x.astype(dtype).reshape(n, groups, cg, *x.shape[2:])
+    wg = w.astype(dtype).reshape(groups, cg, og, *w.shape[2:])
+    for j in reversed(list(np.ndindex(*w.shape[2:]))):
+        products = np.einsum("ngc...,gco->ngo...", xg, wg[(slice(None), slice(None), slice(None), *j)])
+        start = tuple(jj * d for jj, d in zip(j, p["dilation"]))
+        at = (slice(None),) + _spatial_slices(start, p["stride"], x.shape[2:])
+        buf[at] += products
+    crop_at = (slice(None),) * 3 + tuple(slice(lo, f - hi) for f, (lo, hi) in zip(full, p["padding"]))
+    y = buf[crop_at].reshape(out_shape)
+    if b is not None:
+        y = y + b.astype(dtype).reshape((1, -1) + (1,) * (y.ndim - 2))
+    return np.ascontiguousarray(y, dtype=x.dtype)
+
+
+def scatter_conv_transpose_backward(x: Array, w: Array, dy: Array, **p: Any) -> tuple[Array, Array, Array]:
+    """Read dy back through the same scatter: dy embedded in the uncropped buffer, gathered per kernel offset."""
+    out_shape = spec.conv_transpose_output_shape(x, w, None, **p)
+    spec.check_dy(dy, out_shape, x.dtype)
+    dtype = _compute(x.dtype)
+    groups, (n, c_in) = p["groups"], x.shape[:2]
+    cg, og = c_in // groups, w.shape[1]
+    full, _ = _scatter_frame(x, w, p)
+    buf = np.zeros((n, groups, og, *full), dtype=dtype)
+    buf[(slice(None),) * 3 + tuple(slice(lo, f - hi) for f, (lo, hi) in zip(full, p["padding"]))] = (
+        dy.astype(dtype).reshape(n, groups, og, *out_shape[2:]))
+    xg = x.astype(dtype).reshape(n, groups, cg, *x.shape[2:])
+    wg = w.astype(dtype).reshape(groups, cg, og, *w.shape[2:])
+    dx = np.zeros(xg.shape, dtype=dtype)
+    dw = np.zeros(wg.shape, dtype=dtype)
+    for j in reversed(list(np.ndindex(*w.shape[2:]))):
+        start = tuple(jj * d for jj, d in zip(j, p["dilation"]))
+        read = buf[(slice(None),) + _spatial_slices(start, p["stride"], x.shape[2:])]  # (N, G, O_g, *S)
+        at = (slice(None), slice(None), slice(None), *j)
+        dx += np.einsum("ngo...,gco->ngc...", read, wg[at])
+        dw[at] = np.einsum("ngop,ngcp->gco", read.reshape(n, groups, og, -1), xg.reshape(n, groups, cg, -1))
+    db = dy.astype(dtype).sum(axis=(0, *range(2, dy.ndim)))
+    return (np.ascontiguousarray(dx.reshape(x.shape), dtype=x.dtype), np.ascontiguousarray(dw.reshape(w.shape),
+            dtype=x.dtype), np.ascontiguousarray(db, dtype=x.dtype))
+
+
+def _conv_of(p: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in p.items() if k != "output_padding"}
+
+
+def _extended(x: Array, y_shape: tuple[int, ...], w: Array, p: dict[str, Any]) -> Array:
+    """x with zeros at the end of each spatial dim, to the shape the convolution maps y's shape to (CONVT-C8)."""
+    back = spec.conv_output_shape(np.empty(y_shape, dtype=x.dtype), w, None, **_conv_of(p))
+    return np.pad(x, [(0, 0), (0, 0), *((0, m - n) for n, m in zip(x.shape[2:], back[2:]))])
+
+
+def via_conv_transpose_forward(x: Array, w: Array, b: Array | None, **p: Any) -> Array:
+    """The input gradient of the convolution it is the adjoint of, with x as that convolution's dy (in float32
+    for float16 and bfloat16, so that the bias is added before the one rounding)."""
+    out_shape = spec.conv_transpose_output_shape(x, w, b, **p)
+    dtype = _compute(x.dtype)
+    xc, wc = x.astype(dtype), w.astype(dtype)
+    y = reference.conv_backward(np.zeros(out_shape, dtype=dtype), wc, _extended(xc, out_shape, wc, p), **_conv_of(p))[0]
+    if b is not None:
+        y = y + b.astype(dtype).reshape((1, -1) + (1,) * (y.ndim - 2))
+    return np.ascontiguousarray(y, dtype=x.dtype)
+
+
+def via_conv_transpose_backward(x: Array, w: Array, dy: Array, **p: Any) -> tuple[Array, Array, Array]:
+    """dx = conv_forward(dy, w) cropped to x; dw = the convolution's weight gradient at (dy, x extended)."""
+    out_shape = spec.conv_transpose_output_shape(x, w, None, **p)
+    spec.check_dy(dy, out_shape, x.dtype)
+    conv = reference.conv_forward(dy, w, None, **_conv_of(p))
+    dx = conv[LEAD + tuple(slice(0, n) for n in x.shape[2:])]
+    _, dw, _ = reference.conv_backward(dy, w, _extended(x, out_shape, w, p), **_conv_of(p))
+    db = dy.astype(_compute(x.dtype)).sum(axis=(0, *range(2, dy.ndim)))
+    return np.ascontiguousarray(dx), dw, np.ascontiguousarray(db, dtype=x.dtype)
+
+
+SCATTER = SimpleNamespace(
+    capabilities=Capabilities(notes=("transposed convolution by scattering each kernel offset, last offset first",)),
+    conv_transpose_forward=scatter_conv_transpose_forward, conv_transpose_backward=scatter_conv_transpose_backward,
+)
+VIA_CONV = SimpleNamespace(
+    capabilities=Capabilities(notes=("transposed convolution through the reference's conv_backward and conv_forward",)),
+    conv_transpose_forward=via_conv_transpose_forward, conv_transpose_backward=via_conv_transpose_backward,
+)
+
+
+# --------------------------------------------------------------------------- adaptive average by a summed-area table
+
+def _bounds(x_spatial: tuple[int, ...], output_size: tuple[int, ...]) -> list[tuple[Array, Array]]:
+    return [tuple(np.array(side) for side in zip(*spec.adaptive_windows(n, o)))  # type: ignore[misc]
+            for n, o in zip(x_spatial, output_size)]
+
+
+def cumsum_adaptive_avg_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
+    """Window sums as inclusion-exclusion over a summed-area table (one extra zero row per dim), in float64."""
+    spec.adaptive_pool_output_shape(x, output_size=output_size)
+    table = x.astype(np.float64)
+    for axis in range(2, x.ndim):
+        table = np.cumsum(table, axis=axis)
+        table = np.concatenate([np.zeros_like(np.take(table, [0], axis=axis)), table], axis=axis)
+    bounds = _bounds(x.shape[2:], output_size)
+    total = np.zeros((*x.shape[:2], *output_size))
+    count = np.ones(output_size)
+    for corner in itertools.product((0, 1), repeat=x.ndim - 2):  # 0: the window's end, 1: its start
+        index = np.ix_(*(bounds[a][1 - c] for a, c in enumerate(corner)))
+        total += (-1) ** sum(corner) * table[LEAD + index]
+    for a, (start, end) in enumerate(bounds):
+        shape = [1] * len(output_size)
+        shape[a] = len(start)
+        count = count * (end - start).reshape(shape)
+    return np.ascontiguousarray(total / count, dtype=x.dtype)
+
+
+def cumsum_adaptive_avg_pool_backward(x: Array, dy: Array, *, output_size: tuple[int, ...]) -> Array:
+    """The adjoint of the same table: each window's share added at its corners (a difference array), then summed."""
+    out_shape = spec.adaptive_pool_output_shape(x, output_size=output_size)
+    spec.check_dy(dy, out_shape, x.dtype)
+    bounds = _bounds(x.shape[2:], output_size)
+    count = np.ones(output_size)
+    for a, (start, end) in enumerate(bounds):
+        shape = [1] * len(output_size)
+        shape[a] = len(start)
+        count = count * (end - start).reshape(shape)
+    share = dy.astype(np.float64) / count
+    marks = np.zeros((*x.shape[:2], *(n + 1 for n in x.shape[2:])))
+    for corner in itertools.product((0, 1), repeat=x.ndim - 2):  # 0: the window's start, 1: its end
+        index = np.ix_(*(bounds[a][c] for a, c in enumerate(corner)))
+        np.add.at(marks, LEAD + index, (-1) ** sum(corner) * share)
+    for axis in range(2, x.ndim):
+        marks = np.cumsum(marks, axis=axis)
+    return np.ascontiguousarray(marks[LEAD + tuple(slice(0, n) for n in x.shape[2:])], dtype=x.dtype)
+
+
+SUMMED_AREA = SimpleNamespace(
+    capabilities=Capabilities(notes=("adaptive average pooling by a summed-area table in float64",)),
+    adaptive_avg_pool_forward=cumsum_adaptive_avg_pool_forward,
+    adaptive_avg_pool_backward=cumsum_adaptive_avg_pool_backward,
+)
+
+
 #: name -> (backend, dtypes it is checked in, operations it implements differently from the reference).
 CORRECT: dict[str, tuple[object, tuple[str, ...], tuple[spec.OpName, ...]]] = {
     "fft-conv": (FFT, spec.DTYPES, ("conv",)),
@@ -273,4 +433,9 @@ CORRECT: dict[str, tuple[object, tuple[str, ...], tuple[spec.OpName, ...]]] = {
     "reversed-offsets-pairwise-channels": (REVERSED_PAIRWISE, ("float32", "float64"), ("conv", "avg_pool", "linear")),
     "float16-bfloat16-in-float32-reversed-pairwise": (REVERSED_PAIRWISE_F32, ("float16", "bfloat16"),
                                                       ("conv", "avg_pool", "linear")),
+    "conv-transpose-by-scatter": (SCATTER, spec.DTYPES, ("conv_transpose",)),
+    "conv-transpose-via-conv-backward": (VIA_CONV, spec.DTYPES, ("conv_transpose",)),
+    # Not float64: a summed-area table in float64 itself errs with the prefix sums, not the window (outside the
+    # direct bound); every narrower dtype is summed in float64 and rounded once.
+    "adaptive-avg-summed-area-table": (SUMMED_AREA, ("float32", "float16", "bfloat16"), ("adaptive_avg_pool",)),
 }
