@@ -756,7 +756,7 @@ def max_pool_indices_empty_zero(x: Array, **p: Any) -> np.ndarray[Any, Any]:
 
 
 register("maxidx-empty-window-zero", "a window entirely in padding gets index 0 instead of -1",
-         ("max_pool_indices",), {"indices-empty-windows", "forward-values"},
+         ("max_pool_indices",), {"indices-empty-windows", "indices-agreement", "empty-windows", "forward-values"},
          max_pool_indices=max_pool_indices_empty_zero)
 
 
@@ -818,7 +818,7 @@ register("adaptive-avg-longest-divisor", "the average divides by the longest win
          adaptive_avg_pool_backward=lambda x, dy, *, output_size: _adaptive_loop(
              x, output_size, spec.adaptive_windows, "avg-longest", dy))
 register("adaptive-max-grad-to-last", "the max backward routes the gradient to the last maximum on ties",
-         ("adaptive_max_pool",), {"backward-values", "tie-routing", "adaptive-windows"},
+         ("adaptive_max_pool",), {"backward-values", "tie-routing", "adaptive-windows", "adaptive-global"},
          adaptive_max_pool_backward=lambda x, dy, *, output_size: _adaptive_loop(
              x, output_size, spec.adaptive_windows, "max-last", dy))
 

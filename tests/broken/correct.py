@@ -18,7 +18,6 @@ products in the declared precision is within the elementwise bound.
 
 from __future__ import annotations
 
-import itertools
 import math
 from types import SimpleNamespace
 from typing import Any
@@ -379,48 +378,49 @@ def _bounds(x_spatial: tuple[int, ...], output_size: tuple[int, ...]) -> list[tu
             for n, o in zip(x_spatial, output_size)]
 
 
-def cumsum_adaptive_avg_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
-    """Window sums as inclusion-exclusion over a summed-area table (one extra zero row per dim), in float64."""
-    spec.adaptive_pool_output_shape(x, output_size=output_size)
-    table = x.astype(np.float64)
-    for axis in range(2, x.ndim):
-        table = np.cumsum(table, axis=axis)
-        table = np.concatenate([np.zeros_like(np.take(table, [0], axis=axis)), table], axis=axis)
-    bounds = _bounds(x.shape[2:], output_size)
-    total = np.zeros((*x.shape[:2], *output_size))
-    count = np.ones(output_size)
-    for corner in itertools.product((0, 1), repeat=x.ndim - 2):  # 0: the window's end, 1: its start
-        index = np.ix_(*(bounds[a][1 - c] for a, c in enumerate(corner)))
-        total += (-1) ** sum(corner) * table[LEAD + index]
+def _window_sizes(bounds: list[tuple[Array, Array]]) -> Array:
+    """The number of elements of every N-d window: the product of its per-dim lengths."""
+    count = np.ones(tuple(len(start) for start, _ in bounds))
     for a, (start, end) in enumerate(bounds):
-        shape = [1] * len(output_size)
+        shape = [1] * len(bounds)
         shape[a] = len(start)
         count = count * (end - start).reshape(shape)
-    return np.ascontiguousarray(total / count, dtype=x.dtype)
+    return count
+
+
+def cumsum_adaptive_avg_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
+    """Window sums from running sums of x (float64), divided by the window sizes."""
+    spec.adaptive_pool_output_shape(x, output_size=output_size)
+    bounds = _bounds(x.shape[2:], output_size)
+    return np.ascontiguousarray(_box_sums(x, bounds) / _window_sizes(bounds), dtype=x.dtype)
+
+
+def _box_sums(a: Array, boxes: list[tuple[Array, Array]]) -> Array:
+    """Sums of ``a`` over the boxes ``[start, end)``, one spatial axis at a time, in float64: along each axis a
+    running sum T (from 0) gives every interval as T[end] - T[start]. (One axis at a time rather than by
+    inclusion-exclusion over an N-d table, so that a box of zeros sums to exactly 0.)"""
+    total = a.astype(np.float64)
+    for axis, (start, end) in enumerate(boxes, start=2):
+        running = np.cumsum(total, axis=axis)
+        running = np.concatenate([np.zeros_like(np.take(running, [0], axis=axis)), running], axis=axis)
+        total = np.take(running, end, axis=axis) - np.take(running, start, axis=axis)
+    return total
 
 
 def cumsum_adaptive_avg_pool_backward(x: Array, dy: Array, *, output_size: tuple[int, ...]) -> Array:
-    """The adjoint of the same table: each window's share added at its corners (a difference array), then summed."""
+    """Running sums over the outputs: along each dim the windows holding input i are the contiguous outputs
+    [lo(i), hi(i)), so dx[i] is a box sum of the shares dy / count."""
     out_shape = spec.adaptive_pool_output_shape(x, output_size=output_size)
     spec.check_dy(dy, out_shape, x.dtype)
     bounds = _bounds(x.shape[2:], output_size)
-    count = np.ones(output_size)
-    for a, (start, end) in enumerate(bounds):
-        shape = [1] * len(output_size)
-        shape[a] = len(start)
-        count = count * (end - start).reshape(shape)
-    share = dy.astype(np.float64) / count
-    marks = np.zeros((*x.shape[:2], *(n + 1 for n in x.shape[2:])))
-    for corner in itertools.product((0, 1), repeat=x.ndim - 2):  # 0: the window's start, 1: its end
-        index = np.ix_(*(bounds[a][c] for a, c in enumerate(corner)))
-        np.add.at(marks, LEAD + index, (-1) ** sum(corner) * share)
-    for axis in range(2, x.ndim):
-        marks = np.cumsum(marks, axis=axis)
-    return np.ascontiguousarray(marks[LEAD + tuple(slice(0, n) for n in x.shape[2:])], dtype=x.dtype)
+    covering = [(np.searchsorted(end, np.arange(n), side="right"), np.searchsorted(start, np.arange(n), side="right"))
+                for n, (start, end) in zip(x.shape[2:], bounds)]
+    dx = _box_sums(dy.astype(np.float64) / _window_sizes(bounds), covering)
+    return np.ascontiguousarray(dx, dtype=x.dtype)
 
 
 SUMMED_AREA = SimpleNamespace(
-    capabilities=Capabilities(notes=("adaptive average pooling by a summed-area table in float64",)),
+    capabilities=Capabilities(notes=("adaptive average pooling by running sums in float64 (a separable summed-area table)",)),
     adaptive_avg_pool_forward=cumsum_adaptive_avg_pool_forward,
     adaptive_avg_pool_backward=cumsum_adaptive_avg_pool_backward,
 )
