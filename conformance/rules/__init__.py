@@ -20,6 +20,7 @@ value rules come first and the expensive large shapes last):
 
 from __future__ import annotations
 
+from conformance.rules.adaptive import ADAPTIVE_GLOBAL, ADAPTIVE_IDENTITY, ADAPTIVE_WINDOWS
 from conformance.rules.base import ALL_OPS, CaseStrategy, Check, Rule
 from conformance.rules.disputed import (
     AVGPOOL_DIVISOR,
@@ -31,11 +32,13 @@ from conformance.rules.disputed import (
     TIE_VALUES,
 )
 from conformance.rules.gradients import ADJOINT, FINITE_DIFFERENCES
+from conformance.rules.indices import INDICES_AGREEMENT, INDICES_EMPTY_WINDOWS, INDICES_NAN, INDICES_TIES
 from conformance.rules.invalid import INVALID_MUTATIONS, INVALID_PARAMS, break_case
 from conformance.rules.large import LARGE_SHAPES
 from conformance.rules.metamorphic import METAMORPHIC
 from conformance.rules.nonfinite import NAN_PROPAGATION, NONFINITE_BACKWARD, OVERFLOW
 from conformance.rules.oracle import CORRELATE2D, correlate2d_oracle
+from conformance.rules.transposed import TRANSPOSE_IDENTITY
 from conformance.rules.values import BACKWARD_VALUES, FORWARD_VALUES, OUTPUT_SHAPE
 
 RULES: tuple[Rule, ...] = (
@@ -55,6 +58,14 @@ RULES: tuple[Rule, ...] = (
     AVGPOOL_DIVISOR,
     EMPTY_WINDOWS,
     EMPTY_BATCH,
+    TRANSPOSE_IDENTITY,
+    INDICES_TIES,
+    INDICES_NAN,
+    INDICES_EMPTY_WINDOWS,
+    INDICES_AGREEMENT,
+    ADAPTIVE_WINDOWS,
+    ADAPTIVE_GLOBAL,
+    ADAPTIVE_IDENTITY,
     INVALID_PARAMS,
     # Last, so that a bug the ordinary rules catch is reported by them first.
     LARGE_SHAPES,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,11 +11,12 @@ from hypothesis import strategies as st
 
 from conformance.compare import Violation
 from conformance.context import Context
-from conformance.rules.base import ALL_OPS, rule, set_first
+from conformance.rules import adaptive, transposed
+from conformance.rules.base import rule, set_first
 from conformance.strategies import Case, cases
 from spec import Capabilities, OpName
 
-INVALID_MUTATIONS: dict[str, tuple[str, ...]] = {
+INVALID_MUTATIONS: dict[OpName, tuple[str, ...]] = {
     "conv": ("stride=0", "dilation=0", "negative padding", "groups not dividing C_in", "w.shape[1] mismatch",
              "bias shape mismatch", "x of rank 2", "integer dtype", "empty output", "dy shape mismatch",
              "groups not dividing C_out", "groups=0", "kernel size 0", "C_in=0", "mixed dtypes", "bool inputs",
@@ -27,6 +29,20 @@ INVALID_MUTATIONS: dict[str, tuple[str, ...]] = {
     # Not "x of rank 3": frameworks accept leading batch dimensions in linear layers (LINEAR-C1 allows it).
     "linear": ("w.shape[1] mismatch", "bias shape mismatch", "integer dtype", "dy shape mismatch", "in_features=0",
                "mixed dtypes", "bool inputs", "dy dtype mismatch"),
+    "conv_transpose": transposed.INVALID_MUTATIONS,
+    # Every input max_pool_forward rejects (MAXIDX-C7); it has no backward.
+    "max_pool_indices": ("kernel_size=0", "stride=0", "dilation=0", "negative padding", "empty output",
+                         "integer dtype", "x of rank 2", "C=0", "non-bool ceil_mode", "bool inputs"),
+    "adaptive_avg_pool": adaptive.INVALID_MUTATIONS,
+    "adaptive_max_pool": adaptive.INVALID_MUTATIONS,
+}
+Breaker = Callable[[Case, str], "tuple[str, list[Any], dict[str, Any]] | None"]
+#: Invalid calls only some operations have: the operation's own (function, args, kwargs) for those
+#: mutations, None for the ones break_case shares between operations.
+OWN_MUTATIONS: dict[OpName, Breaker] = {
+    "conv_transpose": transposed.break_call,
+    "adaptive_avg_pool": adaptive.break_call,
+    "adaptive_max_pool": adaptive.break_call,
 }
 
 
@@ -41,9 +57,14 @@ def _invalid_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrat
 def break_case(case: Case, mutation: str) -> tuple[str, list[Any], dict[str, Any]]:
     """(function, args, kwargs) of a call that the spec declares invalid."""
     p, i = case.problem, case.inputs
+    own = OWN_MUTATIONS.get(p.op)
+    broken = None if own is None else own(case, mutation)
+    if broken is not None:
+        return broken
+    record = p.operation
     params = dict(p.params)
     x, w, b, dy = i.x, i.w, i.b, i.dy
-    function = f"{p.op}_forward"
+    function = record.forward
     if mutation in ("stride=0", "dilation=0", "kernel_size=0"):
         params = set_first(params, mutation.split("=")[0], 0)
     elif mutation == "negative padding":
@@ -74,7 +95,7 @@ def break_case(case: Case, mutation: str) -> tuple[str, list[Any], dict[str, Any
         else:
             params = set_first(set_first(params, "kernel_size", big), "dilation", 1)
     elif mutation == "dy shape mismatch":
-        function = f"{p.op}_backward"
+        function = record.backward or record.forward
         dy = np.zeros((*dy.shape[:-1], dy.shape[-1] + 1), dtype=dy.dtype)
     elif mutation == "groups not dividing C_out":
         # Two groups over two input channels and three output channels.
@@ -101,16 +122,14 @@ def break_case(case: Case, mutation: str) -> tuple[str, list[Any], dict[str, Any
         w = None if w is None else w != 0
         b = None if b is None else b != 0
     elif mutation == "dy dtype mismatch":
-        function = f"{p.op}_backward"
+        function = record.backward or record.forward
         dy = dy.astype(_other_float(x.dtype))
     elif mutation in ("non-bool ceil_mode", "non-bool count_include_pad"):
         key = mutation.split()[-1]
         params[key] = int(params[key])
-    if function.endswith("_backward"):
-        args: list[Any] = [x, w, dy] if p.op in ("conv", "linear") else [x, dy]
-    else:
-        args = [x, w, b] if p.op in ("conv", "linear") else [x]
-    return function, args, params
+    arrays = {"x": x, "w": w, "b": b, "dy": dy}
+    names = record.backward_args if function == record.backward else record.forward_args
+    return function, [arrays[name] for name in names], params
 
 
 def check_invalid(ctx: Context, drawn: Any) -> None:
@@ -127,5 +146,6 @@ def check_invalid(ctx: Context, drawn: Any) -> None:
                         case, [f"kwargs: {kwargs}", f"returned {type(got).__name__} with shape {shape}"])
 
 
-INVALID_PARAMS = rule("invalid-params", "invalid parameters raise instead of returning a result", ALL_OPS, ("forward",),
+INVALID_PARAMS = rule("invalid-params", "invalid parameters raise instead of returning a result",
+                      tuple(INVALID_MUTATIONS), ("forward",),
                       _invalid_cases, check_invalid, weight=1.0, per_dtype=False)
