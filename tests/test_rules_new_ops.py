@@ -1,0 +1,80 @@
+"""The rules of the three operations with modules of their own (conformance.rules.transposed, .indices,
+.adaptive): their helpers agree with the reference, and every invalid call they draw is invalid.
+
+Whether the rules catch what they are for is tests/test_calibration.py's job (the bank's convt-*, maxidx-*
+and adaptive-* entries); here only what those runs take on trust.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import reference
+import spec
+from conformance.citations import CITATIONS, MUTATION_CITATIONS
+from conformance.rules import INVALID_MUTATIONS, break_case
+from conformance.rules.indices import window_members
+from conformance.rules.transposed import matching_conv
+from conformance.strategies import Case, Problem, cases, make_inputs
+from spec import OpName
+
+NEW_OPS: tuple[OpName, ...] = ("conv_transpose", "max_pool_indices", "adaptive_avg_pool", "adaptive_max_pool")
+FEW = settings(max_examples=15, database=None, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def _small_case(op: OpName) -> Case:
+    if op == "conv_transpose":
+        problem = Problem(op, "float64", (1, 2, 3), (2, 2, 2), True, {
+            "stride": (2,), "padding": ((1, 0),), "output_padding": (1,), "dilation": (1,), "groups": 2})
+    elif op == "max_pool_indices":
+        problem = Problem(op, "float64", (1, 2, 4), None, False, {
+            "kernel_size": (2,), "stride": (1,), "padding": ((1, 0),), "dilation": (1,), "ceil_mode": True})
+    else:
+        problem = Problem(op, "float64", (1, 2, 4, 3), None, False, {"output_size": (3, 5)})
+    return Case(problem, make_inputs(problem, "integers", 0))
+
+
+@pytest.mark.parametrize("op", NEW_OPS)
+def test_every_mutation_is_cited_and_raises_in_the_reference(op: OpName) -> None:
+    assert set(MUTATION_CITATIONS[op]) == set(INVALID_MUTATIONS[op]), op
+    cited = set(CITATIONS["invalid-params"][op])
+    assert all(set(ids) <= cited for ids in MUTATION_CITATIONS[op].values()), op
+    fixed = _small_case(op)
+    for mutation in INVALID_MUTATIONS[op]:
+        function, args, kwargs = break_case(fixed, mutation)
+        with pytest.raises(spec.SpecError):
+            getattr(reference, function)(*args, **kwargs)
+
+    @settings(max_examples=6, database=None, derandomize=True, deadline=None)
+    @given(cases(op, spec.Capabilities(), "float64", kinds=("integers",)), st.sampled_from(INVALID_MUTATIONS[op]))
+    def rejected(case: Case, mutation: str) -> None:
+        function, args, kwargs = break_case(case, mutation)
+        with pytest.raises(spec.SpecError):
+            getattr(reference, function)(*args, **kwargs)
+
+    rejected()
+
+
+@FEW
+@given(cases("max_pool_indices", spec.Capabilities(), "float64", kinds=("integers",)))
+def test_window_members_hold_the_reference_index(case: Case) -> None:
+    """The index the reference selects is one of its window's members; -1 exactly where the window has none."""
+    members = window_members(case.problem.x_shape, dict(case.problem.params))
+    indices = reference.max_pool_indices(case.inputs.x, **case.problem.params)
+    held = (members[None, None] == indices[..., None]).any(axis=-1)
+    empty = (members < 0).all(axis=-1)[None, None]
+    assert np.array_equal(indices < 0, np.broadcast_to(empty, indices.shape)), case.problem.describe()
+    assert (held | (indices < 0)).all(), case.problem.describe()
+
+
+@FEW
+@given(cases("conv_transpose", spec.Capabilities(), "float64", kinds=("integers",)))
+def test_matching_conv_is_the_adjoint_of_the_transposed_convolution(case: Case) -> None:
+    """CONVT-C8 on small integers (exact): the forward is the matching convolution's input gradient."""
+    conv = matching_conv(case)
+    y = reference.conv_transpose_forward(case.inputs.x, case.inputs.w, None, **case.problem.params)
+    dx, _, _ = reference.conv_backward(conv.inputs.x, conv.inputs.w, conv.inputs.dy, **conv.problem.params)
+    assert np.array_equal(y, dx), case.problem.describe()
