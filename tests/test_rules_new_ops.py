@@ -15,13 +15,20 @@ from hypothesis import strategies as st
 import reference
 import spec
 from conformance.citations import CITATIONS, MUTATION_CITATIONS
-from conformance.rules import INVALID_MUTATIONS, break_case
+from conformance.loader import LoadedBackend
+from conformance.report import render_text
+from conformance.rules import INVALID_MUTATIONS, RULES_BY_ID, adaptive, break_case, indices, transposed
 from conformance.rules.indices import window_members
 from conformance.rules.transposed import matching_conv
+from conformance.runner import run
 from conformance.strategies import Case, Problem, cases, make_inputs
 from spec import OpName
 
 NEW_OPS: tuple[OpName, ...] = ("conv_transpose", "max_pool_indices", "adaptive_avg_pool", "adaptive_max_pool")
+#: The rules of the three modules, and the invalid calls they add.
+OWN_RULES = (transposed.TRANSPOSE_IDENTITY, indices.INDICES_TIES, indices.INDICES_NAN, indices.INDICES_EMPTY_WINDOWS,
+             indices.INDICES_AGREEMENT, adaptive.ADAPTIVE_WINDOWS, adaptive.ADAPTIVE_GLOBAL,
+             adaptive.ADAPTIVE_IDENTITY, RULES_BY_ID["invalid-params"])
 FEW = settings(max_examples=15, database=None, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 
 
@@ -78,3 +85,14 @@ def test_matching_conv_is_the_adjoint_of_the_transposed_convolution(case: Case) 
     y = reference.conv_transpose_forward(case.inputs.x, case.inputs.w, None, **case.problem.params)
     dx, _, _ = reference.conv_backward(conv.inputs.x, conv.inputs.w, conv.inputs.dy, **conv.problem.params)
     assert np.array_equal(y, dx), case.problem.describe()
+
+
+@pytest.mark.parametrize("op", NEW_OPS)
+def test_reference_passes_the_new_rules(op: OpName) -> None:
+    """No false alarm: the reference passes its operation's own rules in every dtype (ci profile)."""
+    backend = LoadedBackend("reference", "reference", reference, spec.supported_functions(reference),
+                            spec.capabilities_of(reference))
+    rules = [rule for rule in OWN_RULES if op in rule.ops]
+    report = run(backend, ops=(op,), dtypes=spec.DTYPES, profile="ci", seed=3, rules=rules)
+    assert report.conformant, render_text(report)
+    assert {r.rule for r in report.results} == {rule.id for rule in rules}, render_text(report)
