@@ -23,10 +23,7 @@ from reference.windows import pad, window_counts, window_grid
 from spec import Array, Capabilities, OpName, Padding
 from tests.broken.windowing import crop, inside_mask, zeros_padded
 
-#: Until the operation registry lands: the reference's functions of the three new operations too.
-FUNCTIONS = tuple(dict.fromkeys((*spec.FUNCTION_NAMES, "conv_transpose_forward", "conv_transpose_backward",
-                                 "max_pool_indices", "adaptive_avg_pool_forward", "adaptive_avg_pool_backward",
-                                 "adaptive_max_pool_forward", "adaptive_max_pool_backward")))
+FUNCTIONS = spec.FUNCTION_NAMES
 
 
 @dataclass(frozen=True)
@@ -47,7 +44,7 @@ class Broken:
 
 
 def backend(capabilities: Capabilities = reference.CAPABILITIES, **overrides: Any) -> SimpleNamespace:
-    """The reference's eight functions with some replaced."""
+    """The reference's protocol functions with some replaced."""
     functions = {name: getattr(reference, name) for name in FUNCTIONS}
     unknown = set(overrides) - set(functions)
     if unknown:
