@@ -39,8 +39,6 @@ class Broken:
     #: A phrase the failure text must contain (expected vs actual, or the contract broken).
     says: str = "expected"
     dtypes: tuple[str, ...] = ("float64", "float32")
-    #: How many of the report's reproduction snippets the calibration test runs (two interpreter starts each).
-    snippets: int = 4
 
 
 def backend(capabilities: Capabilities = reference.CAPABILITIES, **overrides: Any) -> SimpleNamespace:
@@ -57,10 +55,10 @@ BANK: dict[str, Broken] = {}
 
 
 def register(name: str, bug: str, ops: tuple[OpName, ...], rules: set[str], says: str = "expected",
-             dtypes: tuple[str, ...] = ("float64", "float32"), snippets: int = 4, **overrides: Any) -> None:
+             dtypes: tuple[str, ...] = ("float64", "float32"), **overrides: Any) -> None:
     if name in BANK:
         raise ValueError(f"duplicate bank entry {name!r}")
-    BANK[name] = Broken(name, bug, backend(**overrides), ops, frozenset(rules), says, dtypes, snippets)
+    BANK[name] = Broken(name, bug, backend(**overrides), ops, frozenset(rules), says, dtypes)
 
 
 VALUES = {"forward-values", "backward-values", "correlate2d", "finite-differences", "adjoint", "metamorphic"}
@@ -565,11 +563,6 @@ register("linear-float64-result", "float32 inputs give a float64 result (NumPy p
 
 # --------------------------------------------------------------------------- transposed convolution
 
-def register_new(name: str, bug: str, ops: tuple[OpName, ...], rules: set[str], **kwargs: Any) -> None:
-    """An entry of the three operations added last: its calibration test runs one reproduction snippet, not four
-    (two interpreter starts each; the first finding's snippet is the one a user runs)."""
-    register(name, bug, ops, rules, snippets=1, **kwargs)
-
 
 def _convt_conv(p: dict[str, Any]) -> dict[str, Any]:
     """The parameters of the convolution a transposed convolution is the adjoint of."""
@@ -602,7 +595,7 @@ def convt_backward_output_padding_first(x: Array, w: Array, dy: Array, **p: Any)
     return dx, dw, np.ascontiguousarray(dy.sum(axis=(0, *range(2, dy.ndim))), dtype=x.dtype)
 
 
-register_new("convt-output-padding-first", "output_padding adds its positions before the output instead of after it",
+register("convt-output-padding-first", "output_padding adds its positions before the output instead of after it",
          ("conv_transpose",), VALUES | {"transpose-identity"},
          conv_transpose_forward=convt_forward_output_padding_first,
          conv_transpose_backward=convt_backward_output_padding_first)
@@ -612,7 +605,7 @@ def _crop_at_end(p: dict[str, Any]) -> dict[str, Any]:
     return {**p, "padding": _pad_after(p["padding"])}
 
 
-register_new("convt-padding-cropped-at-end", "the padding crops the full scatter at its end only, not (before, after)",
+register("convt-padding-cropped-at-end", "the padding crops the full scatter at its end only, not (before, after)",
          ("conv_transpose",), VALUES | {"transpose-identity"},
          conv_transpose_forward=lambda x, w, b, **p: reference.conv_transpose_forward(x, w, b, **_crop_at_end(p)),
          conv_transpose_backward=lambda x, w, dy, **p: reference.conv_transpose_backward(x, w, dy, **_crop_at_end(p)))
@@ -622,7 +615,7 @@ def _full_scatter(p: dict[str, Any]) -> dict[str, Any]:
     return {**p, "padding": tuple((0, 0) for _ in p["padding"])}
 
 
-register_new("convt-padding-ignored", "padding is ignored: the full scatter is returned, uncropped", ("conv_transpose",),
+register("convt-padding-ignored", "padding is ignored: the full scatter is returned, uncropped", ("conv_transpose",),
          {"output-shape"}, says="should be",
          conv_transpose_forward=lambda x, w, b, **p: reference.conv_transpose_forward(x, w, b, **_full_scatter(p)),
          conv_transpose_backward=lambda x, w, dy, **p: reference.conv_transpose_backward(
@@ -654,7 +647,7 @@ def convt_backward_groups_mixed(x: Array, w: Array, dy: Array, **p: Any) -> tupl
     return dx, _groups_mixed(dw, p["groups"], inverse=True), db
 
 
-register_new("convt-weight-transposed-whole", "w is transposed as one (C_in, C_out) matrix instead of per group: "
+register("convt-weight-transposed-whole", "w is transposed as one (C_in, C_out) matrix instead of per group: "
          "output channels of different groups are mixed up when groups > 1", ("conv_transpose",),
          VALUES | {"transpose-identity"},
          conv_transpose_forward=lambda x, w, b, **p: reference.conv_transpose_forward(
@@ -669,7 +662,7 @@ def convt_backward_dx_flipped(x: Array, w: Array, dy: Array, **p: Any) -> tuple[
     return dx, dw, db
 
 
-register_new("convt-dx-flipped-kernel", "the backward's dx uses the flipped kernel", ("conv_transpose",),
+register("convt-dx-flipped-kernel", "the backward's dx uses the flipped kernel", ("conv_transpose",),
          {"backward-values", "finite-differences", "adjoint", "transpose-identity"},
          conv_transpose_backward=convt_backward_dx_flipped)
 
@@ -686,7 +679,7 @@ def convt_forward_lenient(x: Array, w: Array, b: Array | None, **p: Any) -> Arra
     return np.ascontiguousarray(np.pad(y, [(0, 0), (0, 0), *extra]))
 
 
-register_new("convt-output-padding-unchecked", "output_padding >= max(stride, dilation) is accepted instead of rejected",
+register("convt-output-padding-unchecked", "output_padding >= max(stride, dilation) is accepted instead of rejected",
          ("conv_transpose",), {"invalid-params"}, says="instead of raising",
          conv_transpose_forward=convt_forward_lenient)
 
