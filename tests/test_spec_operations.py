@@ -156,3 +156,20 @@ def test_narrowed_capabilities_narrow_the_new_operations() -> None:
         transposed.output_shape()  # valid without output_padding
 
     check()
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=_ids)
+def test_weight_layout_gives_the_output_channels(record: Operation) -> None:
+    """An operation with weights says how they are laid out: 4 -> 6 channels in 2 groups gives 6 output channels."""
+    assert (record.weight_shape is not None) == record.has_weights
+    if record.weight_shape is None:
+        return
+    rank = 0 if record.windowing == "none" else 1
+    w = np.ones(record.weight_shape(4, 6, 2 if "groups" in record.param_names else 1, (3,) * rank))
+    x = np.ones((2, 4, 5)[: 2 + rank])
+    params = {name: value for name, value in _WORKED_PARAMS.items() if name in record.param_names}
+    assert record.output_shape(x, w, np.ones(6), **params)[:2] == (2, 6)
+
+
+_WORKED_PARAMS: dict[str, Any] = {"stride": (1,), "padding": ((0, 0),), "dilation": (1,), "groups": 2,
+                                  "output_padding": (0,)}
