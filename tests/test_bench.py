@@ -547,7 +547,9 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch (convspec[torch]) is not installed")
 @pytest.mark.parametrize("text", ["conv2d n2 c4 h9 w8 o6 k3 s2 p1:0x1 g2", "mp1d n2 c3 w11 k3 s2 p1 ceil",
-                                  "ap2d n1 c2 h7 w7 k3 s2 p1 exclpad", "fc n3 c5 o4"])
+                                  "ap2d n1 c2 h7 w7 k3 s2 p1 exclpad", "fc n3 c5 o4",
+                                  "convt2d n2 c4 h5 w4 o6 k3 s2 p1:0x1 e1x0 g2", "aap2d n2 c3 h7 w5 a3x8",
+                                  "amp1d n2 c2 w9 a4"])
 def test_the_native_torch_path_computes_the_protocol_operation(text: str) -> None:
     from conformance.bench.native import torch_native_calls
 
@@ -557,9 +559,9 @@ def test_the_native_torch_path_computes_the_protocol_operation(text: str) -> Non
     kwargs = bench.call_kwargs(problem)
     import reference
 
-    forward = getattr(reference, f"{problem.op}_forward")
-    backward = getattr(reference, f"{problem.op}_backward")
-    weighted = problem.op in ("conv", "linear")
+    forward = getattr(reference, problem.operation.forward)
+    backward = getattr(reference, problem.operation.backward or "")
+    weighted = problem.operation.has_weights
     expected_y = forward(inputs.x, inputs.w, inputs.b, **kwargs) if weighted else forward(inputs.x, **kwargs)
     expected_grads = backward(inputs.x, inputs.w, inputs.dy, **kwargs) if weighted else (
         backward(inputs.x, inputs.dy, **kwargs),)

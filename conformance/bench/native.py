@@ -51,7 +51,7 @@ def torch_native_calls(problem: Problem, inputs: Inputs) -> dict[Mode, Call]:
                                                          kwargs["dilation"], kwargs["ceil_mode"])[0],  # (y, None)
         "max_pool_indices": lambda xt, wt, bt: adapter._max_pool(
             xt, kwargs["kernel_size"], kwargs["stride"], kwargs["padding"], kwargs["dilation"], kwargs["ceil_mode"],
-            indices=True),
+            indices=True)[1],  # PyTorch's own indices (counted in the plane it pooled: the padded one if emulated)
         "avg_pool": lambda xt, wt, bt: adapter._avg_pool(xt, kwargs["kernel_size"], kwargs["stride"], kwargs["padding"],
                                                          kwargs["dilation"], kwargs["ceil_mode"],
                                                          kwargs["count_include_pad"]),
