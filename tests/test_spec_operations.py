@@ -173,3 +173,36 @@ def test_weight_layout_gives_the_output_channels(record: Operation) -> None:
 
 _WORKED_PARAMS: dict[str, Any] = {"stride": (1,), "padding": ((0, 0),), "dilation": (1,), "groups": 2,
                                   "output_padding": (0,)}
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=_ids)
+def test_replay_checks_every_function_by_its_registered_results(record: Operation) -> None:
+    """A recorded call of any protocol function is re-checked by the registry's names: the reference's own result
+    passes, a result off by one in its first element does not (indices included)."""
+    from conformance.replay import value_deviation
+
+    problem = _first_problem(record)
+    inputs = make_inputs(problem, "integers", 1)
+    named = {"x": inputs.x, "w": inputs.w, "b": inputs.b, "dy": inputs.dy}
+    for function, arrays in ((record.forward, record.forward_args), (record.backward, record.backward_args)):
+        if function is None:
+            continue
+        args = [named[a] for a in arrays]
+        result = getattr(reference, function)(*args, **problem.params)
+        assert value_deviation(function, result, args, problem.params) is None, function
+        first = result[0] if isinstance(result, tuple) else result
+        first.flat[0] += 1
+        assert value_deviation(function, result, args, problem.params) is not None, function
+
+
+def _first_problem(record: Operation) -> Problem:
+    found: list[Problem] = []
+    narrow = {"rank": 1} if record.windowing != "none" else {}
+
+    @settings(max_examples=1, database=None, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(problems(record.name, Capabilities(), "float64", **narrow))
+    def draw(problem: Problem) -> None:
+        found.append(problem)
+
+    draw()
+    return found[0]
