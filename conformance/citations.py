@@ -88,6 +88,11 @@ MUTATION_CITATIONS: dict[str, dict[str, tuple[str, ...]]] = {
                "integer dtype": ("LINEAR-C2",), "dy shape mismatch": ("LINEAR-C5",), "in_features=0": ("LINEAR-C1",),
                "mixed dtypes": ("LINEAR-C2",), "bool inputs": ("LINEAR-C2",), "dy dtype mismatch": ("LINEAR-C5",)},
 }
+_ADAPTIVE_MUTATIONS: dict[str, tuple[str, ...]] = {
+    "output_size=0": ("ADAPTIVE-C2",), "negative output_size": ("ADAPTIVE-C2",),
+    "output_size of wrong length": ("ADAPTIVE-C2",), "empty input plane": ("ADAPTIVE-C1",),
+    "integer dtype": ("ADAPTIVE-C1",), "x of rank 2": ("ADAPTIVE-C1",), "C=0": ("ADAPTIVE-C1",),
+    "dy shape mismatch": ("ADAPTIVE-C11",), "bool inputs": ("ADAPTIVE-C1",), "dy dtype mismatch": ("ADAPTIVE-C11",)}
 MUTATION_CITATIONS |= {
     "conv_transpose": {"stride=0": ("CONVT-C5",), "dilation=0": ("CONVT-C5",), "negative padding": ("CONVT-C5",),
                        "groups not dividing C_in": ("CONVT-C4",), "w.shape[0] mismatch": ("CONVT-C1",),
@@ -96,9 +101,16 @@ MUTATION_CITATIONS |= {
                        "empty output": ("CONVT-C6",), "dy shape mismatch": ("CONVT-C9",), "groups=0": ("CONVT-C4",),
                        "kernel size 0": ("CONVT-C1",), "C_in=0": ("CONVT-C1",), "mixed dtypes": ("CONVT-C2",),
                        "bool inputs": ("CONVT-C2",), "dy dtype mismatch": ("CONVT-C9",)},
+    # MAXIDX-C7: every input max_pool_forward rejects must be rejected.
+    "max_pool_indices": {mutation: ("MAXIDX-C7",) for mutation in (
+        "kernel_size=0", "stride=0", "dilation=0", "negative padding", "empty output", "integer dtype", "x of rank 2",
+        "C=0", "non-bool ceil_mode", "bool inputs")},
+    "adaptive_avg_pool": _ADAPTIVE_MUTATIONS,
+    "adaptive_max_pool": _ADAPTIVE_MUTATIONS,
 }
 _ERRORS = {"conv": "CONV-C14", "max_pool": "MAXPOOL-C13", "avg_pool": "AVGPOOL-C13", "linear": "LINEAR-C7",
-           "conv_transpose": "CONVT-C10"}
+           "conv_transpose": "CONVT-C10", "max_pool_indices": "MAXIDX-C7", "adaptive_avg_pool": "ADAPTIVE-C11",
+           "adaptive_max_pool": "ADAPTIVE-C11"}
 
 
 def _invalid(op: str) -> tuple[str, ...]:
@@ -131,8 +143,18 @@ CITATIONS: dict[str, dict[str, tuple[str, ...]]] = {
                     "linear": ("LINEAR-C4",)},
     "large-shapes": {op: _FORWARD[op] + _BACKWARD[op] for op in _FORWARD},
     "invalid-params": {op: _invalid(op) for op in _ERRORS},
-    # The rules of conformance.rules.transposed.
+    # The rules of conformance.rules.transposed, .indices and .adaptive.
     "transpose-identity": {"conv_transpose": ("CONVT-C3", "CONVT-C8", "CONVT-C9")},
+    "indices-ties": {"max_pool_indices": ("MAXIDX-C3",)},
+    "indices-nan": {"max_pool_indices": ("MAXIDX-C4",)},
+    "indices-empty-windows": {"max_pool_indices": ("MAXIDX-C5",)},
+    "indices-agreement": {"max_pool_indices": ("MAXIDX-C2", "MAXIDX-C6")},
+    "adaptive-windows": {"adaptive_avg_pool": ("ADAPTIVE-C3", "ADAPTIVE-C4", "ADAPTIVE-C5", "ADAPTIVE-C8"),
+                         "adaptive_max_pool": ("ADAPTIVE-C3", "ADAPTIVE-C4", "ADAPTIVE-C6", "ADAPTIVE-C9")},
+    "adaptive-global": {"adaptive_avg_pool": ("ADAPTIVE-C7", "ADAPTIVE-C8"),
+                        "adaptive_max_pool": ("ADAPTIVE-C7", "ADAPTIVE-C9")},
+    "adaptive-identity": {"adaptive_avg_pool": ("ADAPTIVE-C3", "ADAPTIVE-C5"),
+                          "adaptive_max_pool": ("ADAPTIVE-C3", "ADAPTIVE-C6")},
 }
 
 #: Rules that are not searches of their own: the checked caller raises them from every call of every rule.

@@ -252,6 +252,7 @@ NEW_OPS_KNOWN: tuple[tuple[str, str, Callable[[RuleResult], bool]], ...] = (
     ("O10", "onnxruntime", lambda r: r.op == "conv_transpose" and "may be too large for stride" in _summary(r)),
     ("O11", "onnxruntime", _nonfinite_input("adaptive_max_pool")),
     ("O13", "onnxruntime", _nonfinite_input("max_pool_indices")),
+    ("O14", "onnxruntime", _in_empty_window_case("max_pool_indices")),
 )
 
 
@@ -417,6 +418,16 @@ def test_O10_onnxruntime_conv_transpose_limits_output_padding_by_the_stride_alon
     assert reference.conv_transpose_forward(x, w, None, **params).tolist() == [[[1, 1, 2, 1, 1, 0]]]
     with pytest.raises(Exception, match="may be too large for stride"):
         ort_backend.conv_transpose_forward(x, w, None, **params)
+
+
+def test_O14_onnxruntime_indices_of_an_empty_window_are_minus_one_only_in_1d() -> None:
+    ort_backend = _adapter("onnxruntime")
+    x = np.full((1, 2, 1, 1), 5.0, dtype=np.float32)
+    params = {"kernel_size": (2, 1), "stride": (1, 1), "padding": ((1, 1), (0, 0)), "dilation": (2, 1),
+              "ceil_mode": False}
+    assert reference.max_pool_indices(x, **params).ravel().tolist() == [-1, -1]
+    got = ort_backend.max_pool_indices(x, **params).ravel().tolist()
+    assert got == [-2, -1], f"indices={got}: O14 no longer reproduces"
 
 
 @pytest.mark.parametrize(("values", "expected"), [([1.0, _NAN, 3.0], 3.0), ([-np.inf, -np.inf], -3.4028235e38)],

@@ -1,8 +1,8 @@
-"""The rules of the operations with modules of their own (conformance.rules.transposed): their helpers agree
-with the reference, every invalid call they draw is invalid, and the reference passes them.
+"""The rules of the three operations with modules of their own (conformance.rules.transposed, .indices,
+.adaptive): their helpers agree with the reference, and every invalid call they draw is invalid.
 
-Whether the rules catch what they are for is tests/test_calibration.py's job (the bank's convt-* entries);
-here only what those runs take on trust.
+Whether the rules catch what they are for is tests/test_calibration.py's job (the bank's convt-*, maxidx-*
+and adaptive-* entries); here only what those runs take on trust.
 """
 
 from __future__ import annotations
@@ -17,21 +17,30 @@ import spec
 from conformance.citations import CITATIONS, MUTATION_CITATIONS
 from conformance.loader import LoadedBackend
 from conformance.report import render_text
-from conformance.rules import INVALID_MUTATIONS, RULES_BY_ID, break_case, transposed
+from conformance.rules import INVALID_MUTATIONS, RULES_BY_ID, adaptive, break_case, indices, transposed
+from conformance.rules.indices import window_members
 from conformance.rules.transposed import matching_conv
 from conformance.runner import run
 from conformance.strategies import Case, Problem, cases, make_inputs
 from spec import OpName
 
-NEW_OPS: tuple[OpName, ...] = ("conv_transpose",)
-#: The rules of the operation modules, and the invalid calls they add.
-OWN_RULES = (transposed.TRANSPOSE_IDENTITY, RULES_BY_ID["invalid-params"])
+NEW_OPS: tuple[OpName, ...] = ("conv_transpose", "max_pool_indices", "adaptive_avg_pool", "adaptive_max_pool")
+#: The rules of the three modules, and the invalid calls they add.
+OWN_RULES = (transposed.TRANSPOSE_IDENTITY, indices.INDICES_TIES, indices.INDICES_NAN, indices.INDICES_EMPTY_WINDOWS,
+             indices.INDICES_AGREEMENT, adaptive.ADAPTIVE_WINDOWS, adaptive.ADAPTIVE_GLOBAL,
+             adaptive.ADAPTIVE_IDENTITY, RULES_BY_ID["invalid-params"])
 FEW = settings(max_examples=15, database=None, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def _small_case(op: OpName) -> Case:
-    problem = Problem(op, "float64", (1, 2, 3), (2, 2, 2), True, {
-        "stride": (2,), "padding": ((1, 0),), "output_padding": (1,), "dilation": (1,), "groups": 2})
+    if op == "conv_transpose":
+        problem = Problem(op, "float64", (1, 2, 3), (2, 2, 2), True, {
+            "stride": (2,), "padding": ((1, 0),), "output_padding": (1,), "dilation": (1,), "groups": 2})
+    elif op == "max_pool_indices":
+        problem = Problem(op, "float64", (1, 2, 4), None, False, {
+            "kernel_size": (2,), "stride": (1,), "padding": ((1, 0),), "dilation": (1,), "ceil_mode": True})
+    else:
+        problem = Problem(op, "float64", (1, 2, 4, 3), None, False, {"output_size": (3, 5)})
     return Case(problem, make_inputs(problem, "integers", 0))
 
 
@@ -54,6 +63,18 @@ def test_every_mutation_is_cited_and_raises_in_the_reference(op: OpName) -> None
             getattr(reference, function)(*args, **kwargs)
 
     rejected()
+
+
+@FEW
+@given(cases("max_pool_indices", spec.Capabilities(), "float64", kinds=("integers",)))
+def test_window_members_hold_the_reference_index(case: Case) -> None:
+    """The index the reference selects is one of its window's members; -1 exactly where the window has none."""
+    members = window_members(case.problem.x_shape, dict(case.problem.params))
+    indices = reference.max_pool_indices(case.inputs.x, **case.problem.params)
+    held = (members[None, None] == indices[..., None]).any(axis=-1)
+    empty = (members < 0).all(axis=-1)[None, None]
+    assert np.array_equal(indices < 0, np.broadcast_to(empty, indices.shape)), case.problem.describe()
+    assert (held | (indices < 0)).all(), case.problem.describe()
 
 
 @FEW

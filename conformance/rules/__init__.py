@@ -20,6 +20,7 @@ value rules come first and the expensive large shapes last):
 
 from __future__ import annotations
 
+from conformance.rules.adaptive import ADAPTIVE_GLOBAL, ADAPTIVE_IDENTITY, ADAPTIVE_WINDOWS
 from conformance.rules.base import ALL_OPS, CaseStrategy, Check, Rule
 from conformance.rules.disputed import (
     AVGPOOL_DIVISOR,
@@ -31,6 +32,7 @@ from conformance.rules.disputed import (
     TIE_VALUES,
 )
 from conformance.rules.gradients import ADJOINT, FINITE_DIFFERENCES
+from conformance.rules.indices import INDICES_AGREEMENT, INDICES_EMPTY_WINDOWS, INDICES_NAN, INDICES_TIES
 from conformance.rules.invalid import INVALID_MUTATIONS, INVALID_PARAMS, break_case
 from conformance.rules.large import LARGE_SHAPES
 from conformance.rules.metamorphic import METAMORPHIC
@@ -57,6 +59,13 @@ RULES: tuple[Rule, ...] = (
     EMPTY_WINDOWS,
     EMPTY_BATCH,
     TRANSPOSE_IDENTITY,
+    INDICES_TIES,
+    INDICES_NAN,
+    INDICES_EMPTY_WINDOWS,
+    INDICES_AGREEMENT,
+    ADAPTIVE_WINDOWS,
+    ADAPTIVE_GLOBAL,
+    ADAPTIVE_IDENTITY,
     INVALID_PARAMS,
     # Last, so that a bug the ordinary rules catch is reported by them first.
     LARGE_SHAPES,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from conformance.compare import Violation
 from conformance.context import Context
-from conformance.rules import transposed
+from conformance.rules import adaptive, transposed
 from conformance.rules.base import rule, set_first
 from conformance.strategies import Case, cases
 from spec import Capabilities, OpName
@@ -30,12 +30,19 @@ INVALID_MUTATIONS: dict[OpName, tuple[str, ...]] = {
     "linear": ("w.shape[1] mismatch", "bias shape mismatch", "integer dtype", "dy shape mismatch", "in_features=0",
                "mixed dtypes", "bool inputs", "dy dtype mismatch"),
     "conv_transpose": transposed.INVALID_MUTATIONS,
+    # Every input max_pool_forward rejects (MAXIDX-C7); it has no backward.
+    "max_pool_indices": ("kernel_size=0", "stride=0", "dilation=0", "negative padding", "empty output",
+                         "integer dtype", "x of rank 2", "C=0", "non-bool ceil_mode", "bool inputs"),
+    "adaptive_avg_pool": adaptive.INVALID_MUTATIONS,
+    "adaptive_max_pool": adaptive.INVALID_MUTATIONS,
 }
 Breaker = Callable[[Case, str], "tuple[str, list[Any], dict[str, Any]] | None"]
 #: Invalid calls only some operations have: the operation's own (function, args, kwargs) for those
 #: mutations, None for the ones break_case shares between operations.
 OWN_MUTATIONS: dict[OpName, Breaker] = {
     "conv_transpose": transposed.break_call,
+    "adaptive_avg_pool": adaptive.break_call,
+    "adaptive_max_pool": adaptive.break_call,
 }
 
 

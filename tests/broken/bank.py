@@ -8,6 +8,7 @@ the bug lives, to keep the test fast) and the rule ids allowed to catch it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -682,6 +683,142 @@ def convt_forward_lenient(x: Array, w: Array, b: Array | None, **p: Any) -> Arra
 register("convt-output-padding-unchecked", "output_padding >= max(stride, dilation) is accepted instead of rejected",
          ("conv_transpose",), {"invalid-params"}, says="instead of raising",
          conv_transpose_forward=convt_forward_lenient)
+
+
+# --------------------------------------------------------------------------- max-pool indices
+
+def _plane_coordinates(indices: np.ndarray[Any, Any], spatial: tuple[int, ...]) -> tuple[np.ndarray[Any, Any], ...]:
+    return np.unravel_index(np.maximum(indices, 0), spatial)
+
+
+def max_pool_indices_in_padded_plane(x: Array, **p: Any) -> np.ndarray[Any, Any]:
+    """Indices counted in the padded plane (the coordinates of the padded copy the kernel reads)."""
+    indices = reference.max_pool_indices(x, **p)
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], p["padding"]))
+    coords = [c + lo for c, (lo, _) in zip(_plane_coordinates(indices, x.shape[2:]), p["padding"])]
+    return np.where(indices < 0, -1, np.ravel_multi_index(tuple(coords), padded)).astype(np.int64)
+
+
+def _window_choice(x: Array, last: bool, **p: Any) -> np.ndarray[Any, Any]:
+    """Per window, the in-plane index of its first (or last) maximum by a loop over kernel offsets; -1 if none."""
+    out_shape, grid = _pool_grid(x, p["kernel_size"], p["stride"], p["padding"], p["dilation"], p["ceil_mode"])
+    xp = pad(x, grid, -np.inf)
+    lead = (slice(None), slice(None))
+    peak = np.full(out_shape, -np.inf, dtype=x.dtype)
+    for offset, slices in zip(grid.offsets, grid.slices):
+        peak = np.where(inside_mask(grid, offset), np.maximum(peak, xp[lead + slices]), peak)
+    choice = np.full(out_shape, -1, dtype=np.int64)
+    offsets = list(zip(grid.offsets, grid.slices))
+    for offset, slices in offsets if last else offsets[::-1]:  # the last write wins
+        hit = inside_mask(grid, offset) & ((xp[lead + slices] == peak) | (np.isnan(xp[lead + slices]) & np.isnan(peak)))
+        flat = np.zeros((1, 1) + (1,) * len(offset), dtype=np.int64)
+        for axis, j in enumerate(offset):
+            shape = [1] * len(out_shape)
+            shape[axis + 2] = grid.out_spatial[axis]
+            flat = flat + (grid.positions[axis][:, j] * math.prod(x.shape[3 + axis:])).reshape(shape)
+        choice = np.where(hit, flat, choice)
+    return choice
+
+
+register("maxidx-ties-last", "on ties the index is that of the last maximum", ("max_pool_indices",),
+         {"forward-values", "indices-ties"}, max_pool_indices=lambda x, **p: _window_choice(x, last=True, **p))
+register("maxidx-counted-in-padded-plane", "indices count positions in the padded plane (off by the padding)",
+         ("max_pool_indices",), {"forward-values", "indices-agreement", "indices-ties"},
+         max_pool_indices=max_pool_indices_in_padded_plane)
+
+
+def max_pool_indices_whole_tensor(x: Array, **p: Any) -> np.ndarray[Any, Any]:
+    """ONNX's convention: indices count over the whole (N, C, *S) tensor, not within the plane."""
+    return spec.onnx_max_pool_indices(reference.max_pool_indices(x, **p), x.shape)
+
+
+register("maxidx-whole-tensor", "indices count over the whole tensor (ONNX's Indices) instead of within the plane",
+         ("max_pool_indices",), {"forward-values", "indices-agreement", "indices-ties"},
+         max_pool_indices=max_pool_indices_whole_tensor)
+
+
+def max_pool_indices_nan_skipped(x: Array, **p: Any) -> np.ndarray[Any, Any]:
+    """NaN is skipped when looking for the maximum (nanargmax): a NaN window points at a number."""
+    has_nan = np.isnan(x)
+    return reference.max_pool_indices(np.where(has_nan, -np.inf, x).astype(x.dtype), **p)
+
+
+register("maxidx-nan-skipped", "a window holding NaN points at its largest number, not at the NaN",
+         ("max_pool_indices",), {"indices-nan", "indices-agreement"}, max_pool_indices=max_pool_indices_nan_skipped)
+
+
+def max_pool_indices_empty_zero(x: Array, **p: Any) -> np.ndarray[Any, Any]:
+    """A window with no real element gets index 0 instead of -1 (as if the plane's first element were selected)."""
+    indices = reference.max_pool_indices(x, **p)
+    return np.where(indices < 0, 0, indices).astype(np.int64)
+
+
+register("maxidx-empty-window-zero", "a window entirely in padding gets index 0 instead of -1",
+         ("max_pool_indices",), {"indices-empty-windows", "indices-agreement", "empty-windows", "forward-values"},
+         max_pool_indices=max_pool_indices_empty_zero)
+
+
+# --------------------------------------------------------------------------- adaptive pooling
+
+def _floor_windows(n: int, o: int) -> tuple[tuple[int, int], ...]:
+    """The window rule with end = floor((i + 1) n / o): windows may be empty for o > n, and miss elements."""
+    return tuple((i * n // o, (i + 1) * n // o) for i in range(o))
+
+
+def _adaptive_loop(x: Array, output_size: tuple[int, ...], windows: Any, mode: str,
+                   dy: Array | None = None) -> Array:
+    """Adaptive pooling (or its backward, given dy) by a loop over output positions, with a given window rule.
+
+    ``mode``: "avg" (the divisor is the window's size), "avg-longest" (the longest window's size),
+    "max" (first maximum), "max-last" (last maximum, backward).
+    """
+    spec.adaptive_pool_output_shape(x, output_size=output_size)
+    per_dim = [windows(n, o) for n, o in zip(x.shape[2:], output_size)]
+    longest = math.prod(max(e - s for s, e in dim) for dim in per_dim)
+    dtype = np.dtype(np.float32) if x.dtype.name in ("float16", "bfloat16") else x.dtype
+    xc = x.astype(dtype)
+    out = np.zeros((*x.shape[:2], *output_size), dtype=dtype) if dy is None else np.zeros(x.shape, dtype=dtype)
+    for position in itertools.product(*(range(o) for o in output_size)):
+        region = (slice(None), slice(None), *(slice(*per_dim[a][i]) for a, i in enumerate(position)))
+        at = (slice(None), slice(None), *position)
+        window = xc[region].reshape(*x.shape[:2], -1)
+        if mode.startswith("avg"):
+            count = window.shape[-1] if mode == "avg" else longest
+            with np.errstate(invalid="ignore", divide="ignore"):
+                if dy is None:
+                    out[at] = window.sum(axis=-1) / count
+                else:
+                    out[region] += (dy[at].astype(dtype) / count)[(...,) + (None,) * (x.ndim - 2)]
+        elif dy is None:
+            out[at] = window.max(axis=-1, initial=-np.inf) if window.shape[-1] else -np.inf
+        elif window.shape[-1]:
+            flipped = mode == "max-last"
+            pick = (window.shape[-1] - 1 - np.argmax(window[..., ::-1], axis=-1)) if flipped else np.argmax(window, -1)
+            grads = np.zeros(window.shape, dtype=dtype)
+            np.put_along_axis(grads, pick[..., None], dy[at].astype(dtype)[..., None], axis=-1)
+            out[region] += grads.reshape(out[region].shape)
+    return np.ascontiguousarray(out, dtype=x.dtype)
+
+
+register("adaptive-floor-end", "adaptive windows end at floor((i+1)·n/o) instead of ceil: elements are missed, "
+         "and windows are empty for o > n", ("adaptive_avg_pool", "adaptive_max_pool"),
+         VALUES | {"adaptive-windows", "nan-propagation"},
+         adaptive_avg_pool_forward=lambda x, *, output_size: _adaptive_loop(x, output_size, _floor_windows, "avg"),
+         adaptive_avg_pool_backward=lambda x, dy, *, output_size: _adaptive_loop(
+             x, output_size, _floor_windows, "avg", dy),
+         adaptive_max_pool_forward=lambda x, *, output_size: _adaptive_loop(x, output_size, _floor_windows, "max"),
+         adaptive_max_pool_backward=lambda x, dy, *, output_size: _adaptive_loop(
+             x, output_size, _floor_windows, "max", dy))
+register("adaptive-avg-longest-divisor", "the average divides by the longest window's size, not each window's own",
+         ("adaptive_avg_pool",), VALUES | {"adaptive-windows"},
+         adaptive_avg_pool_forward=lambda x, *, output_size: _adaptive_loop(
+             x, output_size, spec.adaptive_windows, "avg-longest"),
+         adaptive_avg_pool_backward=lambda x, dy, *, output_size: _adaptive_loop(
+             x, output_size, spec.adaptive_windows, "avg-longest", dy))
+register("adaptive-max-grad-to-last", "the max backward routes the gradient to the last maximum on ties",
+         ("adaptive_max_pool",), {"backward-values", "tie-routing", "adaptive-windows", "adaptive-global"},
+         adaptive_max_pool_backward=lambda x, dy, *, output_size: _adaptive_loop(
+             x, output_size, spec.adaptive_windows, "max-last", dy))
 
 
 # --------------------------------------------------------------------------- state between calls

@@ -371,6 +371,61 @@ VIA_CONV = SimpleNamespace(
 )
 
 
+# --------------------------------------------------------------------------- adaptive average by a summed-area table
+
+def _bounds(x_spatial: tuple[int, ...], output_size: tuple[int, ...]) -> list[tuple[Array, Array]]:
+    return [tuple(np.array(side) for side in zip(*spec.adaptive_windows(n, o)))  # type: ignore[misc]
+            for n, o in zip(x_spatial, output_size)]
+
+
+def _window_sizes(bounds: list[tuple[Array, Array]]) -> Array:
+    """The number of elements of every N-d window: the product of its per-dim lengths."""
+    count = np.ones(tuple(len(start) for start, _ in bounds))
+    for a, (start, end) in enumerate(bounds):
+        shape = [1] * len(bounds)
+        shape[a] = len(start)
+        count = count * (end - start).reshape(shape)
+    return count
+
+
+def cumsum_adaptive_avg_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
+    """Window sums from running sums of x (float64), divided by the window sizes."""
+    spec.adaptive_pool_output_shape(x, output_size=output_size)
+    bounds = _bounds(x.shape[2:], output_size)
+    return np.ascontiguousarray(_box_sums(x, bounds) / _window_sizes(bounds), dtype=x.dtype)
+
+
+def _box_sums(a: Array, boxes: list[tuple[Array, Array]]) -> Array:
+    """Sums of ``a`` over the boxes ``[start, end)``, one spatial axis at a time, in float64: along each axis a
+    running sum T (from 0) gives every interval as T[end] - T[start]. (One axis at a time rather than by
+    inclusion-exclusion over an N-d table, so that a box of zeros sums to exactly 0.)"""
+    total = a.astype(np.float64)
+    for axis, (start, end) in enumerate(boxes, start=2):
+        running = np.cumsum(total, axis=axis)
+        running = np.concatenate([np.zeros_like(np.take(running, [0], axis=axis)), running], axis=axis)
+        total = np.take(running, end, axis=axis) - np.take(running, start, axis=axis)
+    return total
+
+
+def cumsum_adaptive_avg_pool_backward(x: Array, dy: Array, *, output_size: tuple[int, ...]) -> Array:
+    """Running sums over the outputs: along each dim the windows holding input i are the contiguous outputs
+    [lo(i), hi(i)), so dx[i] is a box sum of the shares dy / count."""
+    out_shape = spec.adaptive_pool_output_shape(x, output_size=output_size)
+    spec.check_dy(dy, out_shape, x.dtype)
+    bounds = _bounds(x.shape[2:], output_size)
+    covering = [(np.searchsorted(end, np.arange(n), side="right"), np.searchsorted(start, np.arange(n), side="right"))
+                for n, (start, end) in zip(x.shape[2:], bounds)]
+    dx = _box_sums(dy.astype(np.float64) / _window_sizes(bounds), covering)
+    return np.ascontiguousarray(dx, dtype=x.dtype)
+
+
+SUMMED_AREA = SimpleNamespace(
+    capabilities=Capabilities(notes=("adaptive average pooling by running sums in float64 (a separable summed-area table)",)),
+    adaptive_avg_pool_forward=cumsum_adaptive_avg_pool_forward,
+    adaptive_avg_pool_backward=cumsum_adaptive_avg_pool_backward,
+)
+
+
 #: name -> (backend, dtypes it is checked in, operations it implements differently from the reference).
 CORRECT: dict[str, tuple[object, tuple[str, ...], tuple[spec.OpName, ...]]] = {
     "fft-conv": (FFT, spec.DTYPES, ("conv",)),
@@ -380,4 +435,7 @@ CORRECT: dict[str, tuple[object, tuple[str, ...], tuple[spec.OpName, ...]]] = {
                                                       ("conv", "avg_pool", "linear")),
     "conv-transpose-by-scatter": (SCATTER, spec.DTYPES, ("conv_transpose",)),
     "conv-transpose-via-conv-backward": (VIA_CONV, spec.DTYPES, ("conv_transpose",)),
+    # Not float64: a summed-area table in float64 itself errs with the prefix sums, not the window (outside the
+    # direct bound); every narrower dtype is summed in float64 and rounded once.
+    "adaptive-avg-summed-area-table": (SUMMED_AREA, ("float32", "float16", "bfloat16"), ("adaptive_avg_pool",)),
 }
