@@ -93,7 +93,8 @@ def _half_kernel_reference() -> SimpleNamespace:
         return call
 
     functions = {name: wrap(getattr(reference, name))
-                 for name in ("max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward")}
+                 for name in ("max_pool_forward", "max_pool_backward", "max_pool_indices", "avg_pool_forward",
+                              "avg_pool_backward")}
     caps = spec.Capabilities(dtypes=["float64"], spatial_ranks=(1, 2), pool_padding="half_kernel")  # type: ignore[arg-type]
     return SimpleNamespace(CAPABILITIES=caps, **functions)
 
@@ -109,6 +110,7 @@ def test_every_rule_generates_pooling_padding_within_half_kernel() -> None:
     backend = _half_kernel_reference()
     loaded = LoadedBackend("half-kernel", "tests.test_pool_padding", backend, spec.supported_functions(backend),
                            spec.capabilities_of(backend))
-    rules = [r for r in RULES if r.id != "invalid-params" and {"max_pool", "avg_pool"} & set(r.ops)]
-    report = run(loaded, ops=["max_pool", "avg_pool"], dtypes=["float64"], profile="quick", rules=rules)
+    ops: list[spec.OpName] = ["max_pool", "max_pool_indices", "avg_pool"]
+    rules = [r for r in RULES if r.id != "invalid-params" and set(ops) & set(r.ops)]
+    report = run(loaded, ops=ops, dtypes=["float64"], profile="quick", rules=rules)
     assert report.conformant and not report.failures, render_text(report)

@@ -172,7 +172,9 @@ def _empty_window_cases(draw: st.DrawFn, op: OpName, caps: Capabilities, dtype: 
 
 
 def _empty_window_applies(op: OpName, caps: Capabilities) -> str | None:
-    if _dilated(op, caps) or caps.pool_padding == "any":
+    # The two ways _empty_window_cases builds one: k=2 dilated past the input, or k=1 over a padding of 1.
+    if (_dilated(op, caps) and spec.pool_padding_allowed(caps.pool_padding, 2, 2, 1, 1)
+            or spec.pool_padding_allowed(caps.pool_padding, 1, 1, 1, 1)):
         return None
     return "needs pooling dilation, or padding beyond half the kernel"
 
