@@ -570,29 +570,31 @@ def _convt_conv(p: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in p.items() if k != "output_padding"}
 
 
-def _without_output_padding(p: dict[str, Any]) -> dict[str, Any]:
-    return {**p, "output_padding": (0,) * len(p["output_padding"])}
-
-
-def _tail(a: Array, extra: tuple[int, ...]) -> tuple[slice, ...]:
-    """The slice of ``a``'s spatial axes that leaves out the first ``extra`` positions of each."""
-    return (slice(None), slice(None), *(slice(e, None) for e in extra))
+def _shifted(a: Array, extra: tuple[int, ...], *, left: bool, fill: Array | None = None) -> Array:
+    """``a`` moved ``extra`` positions towards the end of each spatial axis (or the start, ``left``); the
+    positions it leaves hold ``fill`` (per channel) or 0."""
+    out = np.zeros_like(a) if fill is None else np.broadcast_to(
+        fill.reshape((1, -1) + (1,) * (a.ndim - 2)), a.shape).astype(a.dtype)
+    late = (slice(None), slice(None), *(slice(e, None) for e in extra))
+    early = (slice(None), slice(None), *(slice(0, n - e) for n, e in zip(a.shape[2:], extra)))
+    if left:
+        out[early] = a[late]
+    else:
+        out[late] = a[early]
+    return out
 
 
 def convt_forward_output_padding_first(x: Array, w: Array, b: Array | None, **p: Any) -> Array:
-    """The extra output_padding positions are put before the output instead of after it."""
+    """The extra output_padding positions are put before the output instead of after it: y moves by them."""
     y = reference.conv_transpose_forward(x, w, b, **p)
-    inner = reference.conv_transpose_forward(x, w, b, **_without_output_padding(p))
-    shifted = np.zeros_like(y) if b is None else np.broadcast_to(
-        b.reshape((1, -1) + (1,) * (y.ndim - 2)), y.shape).astype(y.dtype)
-    shifted[_tail(y, tuple(p["output_padding"]))] = inner
-    return np.ascontiguousarray(shifted)
+    return np.ascontiguousarray(_shifted(y, tuple(p["output_padding"]), left=False, fill=b))
 
 
 def convt_backward_output_padding_first(x: Array, w: Array, dy: Array, **p: Any) -> tuple[Array, Array, Array]:
+    """Its adjoint: dy moved back by output_padding; db still sums every position (the bias reaches them all)."""
     spec.conv_transpose_output_shape(x, w, None, **p)
-    inner = np.ascontiguousarray(dy[_tail(dy, tuple(p["output_padding"]))])
-    dx, dw, _ = reference.conv_transpose_backward(x, w, inner, **_without_output_padding(p))
+    spec.check_dy(dy, reference.conv_transpose_forward(x, w, None, **p).shape, x.dtype)
+    dx, dw, _ = reference.conv_transpose_backward(x, w, _shifted(dy, tuple(p["output_padding"]), left=True), **p)
     return dx, dw, np.ascontiguousarray(dy.sum(axis=(0, *range(2, dy.ndim))), dtype=x.dtype)
 
 
