@@ -374,6 +374,16 @@ def test_J12_jax_global_pooling_accepts_an_empty_plane() -> None:
     assert y.shape == (1, 2, 1) and np.isnan(y).all(), f"y={y.tolist()}: J12 no longer reproduces"
 
 
+def test_F10_tensorflow_global_pooling_accepts_an_empty_plane() -> None:
+    tensorflow_backend = _adapter("tensorflow")
+    x = np.ones((1, 2, 0))
+    with pytest.raises(spec.SpecError):
+        reference.adaptive_max_pool_forward(x, output_size=(1,))
+    mean = tensorflow_backend.adaptive_avg_pool_forward(x, output_size=(1,))
+    peak = tensorflow_backend.adaptive_max_pool_forward(x, output_size=(1,))
+    assert np.isnan(mean).all() and np.isneginf(peak).all(), f"mean={mean.tolist()}, max={peak.tolist()}: F10 gone"
+
+
 def test_J10_jax_grouped_transposed_convolution_leaks_nan_into_other_groups() -> None:
     jax_backend = _adapter("jax")
     x, w = np.ones((1, 2, 3)), np.ones((2, 1, 2))
@@ -427,7 +437,7 @@ def test_O14_onnxruntime_indices_of_an_empty_window_are_minus_one_only_in_1d() -
               "ceil_mode": False}
     assert reference.max_pool_indices(x, **params).ravel().tolist() == [-1, -1]
     got = ort_backend.max_pool_indices(x, **params).ravel().tolist()
-    assert got == [-2, -1], f"indices={got}: O14 no longer reproduces"
+    assert got == [-2, -2], f"indices={got}: O14 no longer reproduces (-(W + 1) in every plane once re-counted)"
 
 
 @pytest.mark.parametrize(("values", "expected"), [([1.0, _NAN, 3.0], 3.0), ([-np.inf, -np.inf], -3.4028235e38)],

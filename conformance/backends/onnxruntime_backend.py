@@ -18,9 +18,9 @@ The new operations: ``ConvTranspose`` takes the protocol's ``pads``,
 ``output_padding``, ``dilations`` and ``group`` verbatim (ONNX's output-size
 rule is the protocol's). ``max_pool_indices`` is ``MaxPool``'s second output
 ``Indices`` (``storage_order=0``, row-major), which counts over the whole
-tensor: plane ``(n, c)`` starts at ``(n·C + c)·prod(S)``, subtracted here to
-give the protocol's per-plane index (-1, ONNX Runtime's index for a window
-without a real element, is kept). ONNX has no adaptive pooling: output size 1
+tensor: plane ``(n, c)`` starts at ``(n·C + c)·prod(S)``, subtracted here from
+every index to give the protocol's per-plane index (for a window without a
+real element ONNX Runtime counts position (-1, ..., -1): -1 in 1-D only, O14). ONNX has no adaptive pooling: output size 1
 is ``GlobalAveragePool`` / ``GlobalMaxPool``, any other is declined.
 
 What ONNX Runtime refuses is reported, not worked around: its "no kernel"
@@ -252,7 +252,9 @@ def max_pool_indices(
     _, found = _run_outputs("MaxPool", [x], attributes, indices=True)
     n, c = found.shape[:2]
     offsets = (np.arange(n * c, dtype=np.int64) * math.prod(x.shape[2:])).reshape((n, c) + (1,) * (found.ndim - 2))
-    plane: NDArray[np.int64] = np.where(found < 0, found, found - offsets).astype(np.int64)
+    # Every index, ONNX Runtime's answers for windows without a real element included, re-counted from its
+    # plane's start: such a window reads -1 in 1-D and -(W + 1) in 2-D (O14), whatever its plane.
+    plane: NDArray[np.int64] = (found - offsets).astype(np.int64)
     return plane
 
 
