@@ -12,7 +12,12 @@ Three kinds of check, for each of torch, jax, tensorflow and onnxruntime:
   window holds a real element, no ties), since the point is the translation,
   not the frameworks' divergences;
 * the protocol's shape: functions, signatures, CAPABILITIES, dtypes, fresh
-  arrays, invalid parameters raising.
+  arrays, invalid parameters raising;
+* the newer operations (transposed convolution, max-pool indices, adaptive
+  pooling): fixed float64 configurations (float32 for ONNX Runtime) against
+  the reference and hand-computed values, each framework's declines with the
+  reason its ``supports`` gives, and the rejections its framework makes on
+  valid calls (findings in docs/findings.md).
 """
 
 from __future__ import annotations
