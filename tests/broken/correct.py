@@ -420,7 +420,10 @@ def cumsum_adaptive_avg_pool_backward(x: Array, dy: Array, *, output_size: tuple
 
 
 SUMMED_AREA = SimpleNamespace(
-    capabilities=Capabilities(notes=("adaptive average pooling by running sums in float64 (a separable summed-area table)",)),
+    # Finite inputs only: a NaN or infinity in a running sum reaches every later box, not only the windows
+    # holding it (nan-propagation, ADAPTIVE-C5), so the backend declares no non-finite inputs.
+    capabilities=Capabilities(nonfinite=False, notes=(
+        "adaptive average pooling by running sums in float64 (a separable summed-area table)",)),
     adaptive_avg_pool_forward=cumsum_adaptive_avg_pool_forward,
     adaptive_avg_pool_backward=cumsum_adaptive_avg_pool_backward,
 )
