@@ -141,7 +141,7 @@ CITATIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "empty-windows": {"max_pool": ("MAXPOOL-C7", "MAXPOOL-C11"), "avg_pool": ("AVGPOOL-C8", "AVGPOOL-C12")},
     "empty-batch": {"conv": ("CONV-C9",), "max_pool": ("MAXPOOL-C8",), "avg_pool": ("AVGPOOL-C9",),
                     "linear": ("LINEAR-C4",)},
-    "large-shapes": {op: _FORWARD[op] + _BACKWARD[op] for op in _FORWARD},
+    "large-shapes": {op: _FORWARD[op] + _BACKWARD.get(op, ()) for op in _FORWARD},  # indices have no backward
     "invalid-params": {op: _invalid(op) for op in _ERRORS},
     # The rules of conformance.rules.transposed, .indices and .adaptive.
     "transpose-identity": {"conv_transpose": ("CONVT-C3", "CONVT-C8", "CONVT-C9")},
