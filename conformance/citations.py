@@ -9,24 +9,7 @@ from __future__ import annotations
 
 from spec import OPERATIONS
 
-#: Documents of operations the reference has but no conformance rule checks yet: their constraints are
-#: not cited (the ordinary rules' citations below wait for them), and the tests named check the reference.
-#: A rule set taking an operation on removes its document here.
-REFERENCE_ONLY_DOCUMENTS: dict[str, str] = {
-    "conv_transpose.md": "tests/test_reference_conv_transpose.py",
-    "max_pool_indices.md": "tests/test_reference_max_pool_indices.py",
-    "adaptive_pool.md": "tests/test_reference_adaptive_pool.py",
-}
-#: The operations whose documents the rules check.
-CHECKED_OPERATIONS: tuple[str, ...] = tuple(
-    op for op, record in OPERATIONS.items() if record.document not in REFERENCE_ONLY_DOCUMENTS)
-
-
-def _checked(per_op: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-    return {op: ids for op, ids in per_op.items() if op in CHECKED_OPERATIONS}
-
-
-_SHAPES = _checked({
+_SHAPES = {
     "conv": ("CONV-C1", "CONV-C2", "CONV-C8", "CONV-C10"),
     "conv_transpose": ("CONVT-C1", "CONVT-C2", "CONVT-C6", "CONVT-C9"),
     "max_pool": ("MAXPOOL-C1", "MAXPOOL-C2", "MAXPOOL-C5", "MAXPOOL-C9"),
@@ -35,8 +18,8 @@ _SHAPES = _checked({
     "adaptive_avg_pool": ("ADAPTIVE-C1", "ADAPTIVE-C2"),
     "adaptive_max_pool": ("ADAPTIVE-C1", "ADAPTIVE-C2"),
     "linear": ("LINEAR-C1", "LINEAR-C2", "LINEAR-C5"),
-})
-_FORWARD = _checked({
+}
+_FORWARD = {
     "conv": ("CONV-C3", "CONV-C4", "CONV-C5", "CONV-C6", "CONV-C7", "CONV-C15"),
     "conv_transpose": ("CONVT-C3", "CONVT-C4", "CONVT-C5", "CONVT-C11"),
     "max_pool": ("MAXPOOL-C3", "MAXPOOL-C4", "MAXPOOL-C14"),
@@ -45,8 +28,8 @@ _FORWARD = _checked({
     "adaptive_avg_pool": ("ADAPTIVE-C3", "ADAPTIVE-C4", "ADAPTIVE-C5", "ADAPTIVE-C7", "ADAPTIVE-C12"),
     "adaptive_max_pool": ("ADAPTIVE-C3", "ADAPTIVE-C4", "ADAPTIVE-C6", "ADAPTIVE-C7", "ADAPTIVE-C12"),
     "linear": ("LINEAR-C3", "LINEAR-C8"),
-})
-_BACKWARD = _checked({
+}
+_BACKWARD = {
     "conv": ("CONV-C11", "CONV-C12", "CONV-C13", "CONV-C15"),
     "conv_transpose": ("CONVT-C9", "CONVT-C11"),
     "max_pool": ("MAXPOOL-C10", "MAXPOOL-C14"),
@@ -54,17 +37,17 @@ _BACKWARD = _checked({
     "adaptive_avg_pool": ("ADAPTIVE-C8", "ADAPTIVE-C12"),
     "adaptive_max_pool": ("ADAPTIVE-C9", "ADAPTIVE-C12"),
     "linear": ("LINEAR-C6", "LINEAR-C8"),
-})
+}
 
 #: What every checked call reaches: the protocol functions (BACKEND-C1), the declared capabilities
 #: bounding generation (BACKEND-C4, BACKEND-C5) and UnsupportedError counted as not covered (BACKEND-C6).
 _PROTOCOL = ("BACKEND-C1", "BACKEND-C4", "BACKEND-C5", "BACKEND-C6")
-_CONTRACT: dict[str, tuple[str, ...]] = _checked({
+_CONTRACT: dict[str, tuple[str, ...]] = {
     "conv": ("CONV-C16", "BACKEND-C2"), "conv_transpose": ("CONVT-C12", "BACKEND-C2"),
     "max_pool": ("MAXPOOL-C15", "BACKEND-C2"), "max_pool_indices": ("MAXIDX-C7", "BACKEND-C2"),
     "avg_pool": ("AVGPOOL-C15", "BACKEND-C2"), "adaptive_avg_pool": ("ADAPTIVE-C12", "BACKEND-C2"),
     "adaptive_max_pool": ("ADAPTIVE-C12", "BACKEND-C2"), "linear": ("LINEAR-C9", "BACKEND-C2"),
-})
+}
 
 #: The constraints each invalid-params mutation (conformance.rules.INVALID_MUTATIONS) reaches.
 MUTATION_CITATIONS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -127,20 +110,27 @@ CITATIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "correlate2d": {"conv": ("CONV-C3", "CONV-C11", "CONV-C12")},
     "finite-differences": _BACKWARD,
     "adjoint": {op: ids for op, ids in _BACKWARD.items() if OPERATIONS[op].linear},  # type: ignore[index]
+    # The relations follow from each operation's formula: per sample and per channel (group), linear where it is.
     "metamorphic": {"conv": ("CONV-C3", "CONV-C4"), "max_pool": ("MAXPOOL-C3",), "avg_pool": ("AVGPOOL-C3",),
-                    "linear": ("LINEAR-C3",)},
+                    "linear": ("LINEAR-C3",), "conv_transpose": ("CONVT-C3", "CONVT-C4"),
+                    "max_pool_indices": ("MAXIDX-C2", "MAXIDX-C3"), "adaptive_avg_pool": ("ADAPTIVE-C3", "ADAPTIVE-C5"),
+                    "adaptive_max_pool": ("ADAPTIVE-C3", "ADAPTIVE-C6")},
     "maxpool-pad-value": {"max_pool": ("MAXPOOL-C3",)},
     "nan-propagation": {"conv": ("CONV-C17",), "max_pool": ("MAXPOOL-C6",), "avg_pool": ("AVGPOOL-C3", "AVGPOOL-C14"),
-                        "linear": ("LINEAR-C10",)},
+                        "linear": ("LINEAR-C10",), "conv_transpose": ("CONVT-C13",),
+                        "adaptive_avg_pool": ("ADAPTIVE-C13",), "adaptive_max_pool": ("ADAPTIVE-C6", "ADAPTIVE-C13")},
     "nonfinite-backward": {"conv": ("CONV-C17", "CONV-C19"), "max_pool": ("MAXPOOL-C10", "MAXPOOL-C12"),
-                           "avg_pool": ("AVGPOOL-C16",), "linear": ("LINEAR-C10", "LINEAR-C12")},
-    "overflow": {"conv": ("CONV-C18",), "linear": ("LINEAR-C11",)},
+                           "avg_pool": ("AVGPOOL-C16",), "linear": ("LINEAR-C10", "LINEAR-C12"),
+                           "conv_transpose": ("CONVT-C13", "CONVT-C15"), "adaptive_avg_pool": ("ADAPTIVE-C14",),
+                           "adaptive_max_pool": ("ADAPTIVE-C9", "ADAPTIVE-C14")},
+    "overflow": {"conv": ("CONV-C18",), "linear": ("LINEAR-C11",), "conv_transpose": ("CONVT-C14",)},
     "tie-routing": {"max_pool": ("MAXPOOL-C10",)},
     "ceil-mode": {"max_pool": ("MAXPOOL-C5",), "avg_pool": ("AVGPOOL-C5", "AVGPOOL-C6")},
     "avgpool-divisor": {"avg_pool": ("AVGPOOL-C6", "AVGPOOL-C7")},
     "empty-windows": {"max_pool": ("MAXPOOL-C7", "MAXPOOL-C11"), "avg_pool": ("AVGPOOL-C8", "AVGPOOL-C12")},
     "empty-batch": {"conv": ("CONV-C9",), "max_pool": ("MAXPOOL-C8",), "avg_pool": ("AVGPOOL-C9",),
-                    "linear": ("LINEAR-C4",)},
+                    "linear": ("LINEAR-C4",), "conv_transpose": ("CONVT-C7",), "max_pool_indices": ("MAXIDX-C8",),
+                    "adaptive_avg_pool": ("ADAPTIVE-C10",), "adaptive_max_pool": ("ADAPTIVE-C10",)},
     "large-shapes": {op: _FORWARD[op] + _BACKWARD.get(op, ()) for op in _FORWARD},  # indices have no backward
     "invalid-params": {op: _invalid(op) for op in _ERRORS},
     # The rules of conformance.rules.transposed, .indices and .adaptive.

@@ -15,7 +15,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 import spec
-from conformance.rules.base import rule
+from conformance.rules.base import ops_where, rule
 from conformance.rules.values import against_reference
 from conformance.strategies import ORDINARY_KINDS, Case, Problem, ValueKind, make_inputs
 from spec import Capabilities, OpName
@@ -34,8 +34,18 @@ _POOL_2D: tuple[tuple[int, int, int, int, int, int], ...] = (
     (2, 33, 33, 2, 2, 0),
     (1, 129, 17, 3, 1, 1),
 )
-#: The operations the pool has problems for.
-LARGE_OPS: tuple[OpName, ...] = ("conv", "max_pool", "avg_pool", "linear")
+#: (batch, C_in, plane side, C_out, kernel, stride, padding, output_padding) for transposed convolution:
+#: a U-Net decoder's upsampling (stride 2, output_padding restoring the even size) past the same edges.
+_CONV_TRANSPOSE_2D: tuple[tuple[int, int, int, int, int, int, int, int], ...] = (
+    (1, 65, 17, 33, 3, 2, 1, 1),   # 65 in, 33 out, 17 -> 34 pixels
+    (2, 33, 9, 17, 2, 2, 0, 0),    # the common kernel 2, stride 2: 9 -> 18
+    (1, 129, 8, 65, 1, 1, 0, 0),   # a 1 x 1 transposed conv is a GEMM: 129 in, 65 out
+)
+#: (batch, channels, plane side, output size) for adaptive pooling: a classifier head's global pool and a
+#: 65-pixel plane to 7 (windows of 10 or 11, overlapping).
+_ADAPTIVE_2D: tuple[tuple[int, int, int, int], ...] = ((2, 129, 7, 1), (1, 33, 65, 7), (1, 65, 17, 33))
+#: The operations the pool has problems for: all of them.
+LARGE_OPS: tuple[OpName, ...] = ops_where(lambda r: True)
 #: (batch, in features, out features) for linear.
 _LINEAR: tuple[tuple[int, int, int], ...] = ((17, 129, 65), (65, 257, 33), (3, 513, 129))
 
@@ -60,7 +70,20 @@ def large_problems(op: OpName, caps: Capabilities, dtype: str) -> list[Problem]:
             pad = tuple((min(p, kk // 2),) * 2 for kk in kernel)
             params = {"stride": (s,) * rank, "padding": pad, "dilation": (1,) * rank, "groups": 1}
             out.append(Problem("conv", dtype, (n, c, *plane), (o, c, *kernel), True, params))
-    elif op in ("max_pool", "avg_pool"):
+    elif op == "conv_transpose":
+        for n, c, side, o, k, s, p, e in _CONV_TRANSPOSE_2D:
+            plane = _plane(side, rank)
+            kernel = tuple(min(k, size) for size in plane)
+            e = e if caps.output_padding else 0
+            params = {"stride": (s,) * rank, "padding": ((p, p),) * rank, "output_padding": (e,) * rank,
+                      "dilation": (1,) * rank, "groups": 1}
+            out.append(Problem(op, dtype, (n, c, *plane), (c, o, *kernel), True, params))
+    elif op in ("adaptive_avg_pool", "adaptive_max_pool"):
+        for n, c, side, size in _ADAPTIVE_2D:
+            plane = _plane(side, rank)
+            size = size if caps.adaptive_output_size == "any" else 1
+            out.append(Problem(op, dtype, (n, c, *plane), None, False, {"output_size": (size,) * len(plane)}))
+    elif op in ("max_pool", "avg_pool", "max_pool_indices"):
         for n, c, side, k, s, p in _POOL_2D:
             plane = _plane(side, rank)
             kernel = tuple(min(k, size) for size in plane)
