@@ -107,8 +107,11 @@ class RecordingCaller:
     """A :class:`~conformance.invoke.Caller` that records every call of the current example.
 
     It also keeps the first call of each signature (function, shapes, dtypes,
-    parameters) made in the run, so that a failure that depends on an earlier
-    call (a cache, a compiled kernel reused with stale state) can be replayed.
+    parameters) made in the current row (rule x operation x dtype), so that a
+    failure that depends on an earlier call (a cache, a compiled kernel reused
+    with stale state) can be replayed. The history starts afresh with each row,
+    so that a row's report does not depend on which other rows ran before it
+    (``--ops``, ``--shard`` and the unsharded run give the same snippets).
     """
 
     def __init__(self, inner: Caller) -> None:
@@ -134,6 +137,7 @@ class RecordingCaller:
         self.calls = []
 
     def new_search(self) -> None:
+        self.first.clear()
         if hasattr(self.inner, "new_search"):
             self.inner.new_search()
 
