@@ -22,7 +22,7 @@ from conformance.citations import (
     NOT_CHECKED_ON_BACKENDS,
     RAISED_BY_EVERY_CALL,
 )
-from conformance.rules import ALL_OPS, INVALID_MUTATIONS, RULES, RULES_BY_ID, Rule, break_case
+from conformance.rules import INVALID_MUTATIONS, RULES, RULES_BY_ID, Rule, break_case
 from conformance.strategies import Case, Problem, cases, make_inputs
 from spec import OpName
 
@@ -129,7 +129,7 @@ def _draws(rule: Rule, op: OpName) -> int:
 
 def test_every_mutation_is_cited_and_raises_in_the_reference() -> None:
     """Each invalid-params mutation names the constraints it reaches, and the reference rejects it."""
-    for op in ALL_OPS:
+    for op in spec.OPERATIONS:
         assert set(MUTATION_CITATIONS[op]) == set(INVALID_MUTATIONS[op]), op
         cited = set(CITATIONS["invalid-params"][op])
         for mutation, ids in MUTATION_CITATIONS[op].items():
@@ -157,6 +157,11 @@ def _small_case(op: OpName) -> Case:
                           {"stride": (1,), "padding": ((1, 0),), "dilation": (1,), "groups": 2})
     elif op == "linear":
         problem = Problem("linear", "float64", (2, 3), (4, 3), True, {})
+    elif op == "conv_transpose":
+        problem = Problem("conv_transpose", "float64", (1, 2, 4), (2, 1, 2), True,
+                          {"stride": (2,), "padding": ((1, 0),), "output_padding": (1,), "dilation": (1,), "groups": 2})
+    elif op in ("adaptive_avg_pool", "adaptive_max_pool"):
+        problem = Problem(op, "float64", (1, 2, 4), None, False, {"output_size": (3,)})
     else:
         params = {"kernel_size": (2,), "stride": (1,), "padding": ((1, 0),), "dilation": (1,), "ceil_mode": True}
         if op == "avg_pool":
