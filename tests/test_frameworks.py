@@ -332,13 +332,20 @@ def test_quick_profile_on_the_new_operations_raises_no_false_alarm(framework: st
 
 
 def test_onnxruntime_forward_raises_no_false_alarm() -> None:
-    """ONNX Runtime is forward-only, float32 and float16: one ci seed, every failure a known divergence."""
+    """ONNX Runtime is forward-only, float32 and float16: one ci seed over the first four operations and, as for
+    PyTorch and JAX, a quick run over the new ones (its ConvTranspose fails O10 in most rules, and shrinking each
+    of those failures doubled this test's time); every failure a known divergence."""
     backend = _backend("onnxruntime")
-    report = run(backend, dtypes=["float32", "float16"], profile="ci", seed=0, caller=_caller(backend))
+    dtypes = ["float32", "float16"]
+    report = run(backend, ops=ALL_OPS, dtypes=dtypes, profile="ci", seed=0, caller=_caller(backend))
     assert sum(r.status == "passed" for r in report.results) > 20
-    unexplained = [r for r in report.failures if classify("onnxruntime", r) is None]
+    new = run(backend, ops=NEW_OPS, dtypes=dtypes, profile="quick", seed=0, caller=_caller(backend))
+    assert {r.op for r in new.results} == set(NEW_OPS)
+    assert sum(r.status == "passed" for r in new.results) > 10
+    failures = report.failures + new.failures
+    unexplained = [r for r in failures if classify("onnxruntime", r) is None]
     assert not unexplained, "\n\n".join(failure_text(r) for r in unexplained)
-    assert {classify("onnxruntime", r) for r in report.failures} >= {"O1", "O2"}
+    assert {classify("onnxruntime", r) for r in failures} >= {"O1", "O2", "O10"}
 
 
 @pytest.mark.parametrize("divergence", KNOWN, ids=lambda d: f"{d.framework}-{d.id}")
