@@ -62,14 +62,10 @@ def run_snippet(source: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
-def assert_snippets_reproduce(report: RunReport, tmp: Path, limit: int = 2) -> int:
-    """The first snippet of each failing rule (at most ``limit``) fails against the backend and passes
-    against the reference."""
-    firsts: dict[str, tuple[str, str]] = {}
-    for r in report.failures:
-        for f in r.findings:
-            firsts.setdefault(r.rule, ("\n".join(f.violation.snippet), f"{r.rule} [{r.op}, {r.dtype}]"))
-    snippets = list(firsts.values())[:limit]
+def assert_snippets_reproduce(report: RunReport, tmp: Path) -> int:
+    """Every snippet of the report (each finding's) fails against the backend and passes against the reference."""
+    snippets = [("\n".join(f.violation.snippet), f"{r.rule} [{r.op}, {r.dtype}]")
+                for r in report.failures for f in r.findings]
     assert snippets and all(s for s, _ in snippets), f"a finding without a snippet:\n{render_text(report)}"
     jobs = [source for s, _ in snippets for source in (s, with_reference(s))]
     with ThreadPoolExecutor(2) as pool:
