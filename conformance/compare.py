@@ -167,6 +167,17 @@ def compare(rule: str, name: str, actual: NDArray[Any], expected: NDArray[Any], 
 NARROW_FORMATS: tuple[tuple[str, int], ...] = (("float32", 24), ("TF32", 11), ("float16", 11), ("bfloat16", 8))
 
 
+
+def compare_explained(rule: str, what: str, name: str, actual: NDArray[Any], expected: NDArray[Any], bound: Bound,
+                      case: Case, snippet: list[str]) -> None:
+    """:func:`compare`, with the summary of a violation prefixed by ``what`` the rule checks (an identity, a window rule)."""
+    __tracebackhide__ = True
+    try:
+        compare(rule, name, actual, expected, bound, case, snippet)
+    except Violation as violation:
+        violation.summary = f"{what}: {violation.summary}"
+        raise
+
 def _rounded_case(case: Case, bits: int) -> Case:
     """The case with every input rounded to ``bits`` significant bits (kept in float64)."""
     i = case.inputs

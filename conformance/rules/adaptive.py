@@ -18,11 +18,9 @@ from hypothesis import strategies as st
 
 import reference
 from conformance.compare import (
-    Bound,
-    Violation,
     as64,
     backward_bounds,
-    compare,
+    compare_explained,
     exact_bound,
     expected_backward,
     expected_forward,
@@ -76,14 +74,6 @@ def _snippet(ctx: Context, case: Case) -> list[str]:
                               f"print({call_source(fn + '_forward', case, backend='reference')})"])
 
 
-def _explained(rule_id: str, what: str, name: str, actual: Any, expected: Any, bound: Bound, case: Case,
-               snippet: list[str]) -> None:
-    __tracebackhide__ = True
-    try:
-        compare(rule_id, name, actual, expected, bound, case, snippet)
-    except Violation as violation:
-        violation.summary = f"{what}: {violation.summary}"
-        raise
 
 
 def check_windows(ctx: Context, case: Case) -> None:
@@ -91,13 +81,13 @@ def check_windows(ctx: Context, case: Case) -> None:
     caps = ctx.backend.capabilities
     sizes = f"output_size {case.problem.params['output_size']} for input {case.problem.x_shape[2:]}"
     snippet = _snippet(ctx, case)
-    _explained("adaptive-windows", f"windows [floor(i·n/o), ceil((i+1)·n/o)) at {sizes}", "y",
+    compare_explained("adaptive-windows", f"windows [floor(i·n/o), ceil((i+1)·n/o)) at {sizes}", "y",
                ctx.forward("adaptive-windows", case), expected_forward(case), forward_bound(case, caps), case, snippet)
     p = case.problem
     if all(n % o == 0 for n, o in zip(p.x_shape[2:], p.params["output_size"])):
         _check_tiling(ctx, case, snippet)
     if ctx.has(f"{p.op}_backward"):
-        _explained("adaptive-windows", f"the backward's windows at {sizes}", "dx",
+        compare_explained("adaptive-windows", f"the backward's windows at {sizes}", "dx",
                    ctx.backward("adaptive-windows", case)["dx"], expected_backward(case)["dx"],
                    backward_bounds(case, caps)["dx"], case, snippet)
 
@@ -118,7 +108,7 @@ def _check_tiling(ctx: Context, case: Case, snippet: list[str]) -> None:
         want = reference.max_pool_forward(x, kernel_size=kernel, stride=kernel, padding=padding, dilation=ones,
                                           ceil_mode=False)
         bound = exact_bound()
-    _explained("adaptive-windows", f"output sizes dividing the input must equal fixed-window pooling with kernel_size "
+    compare_explained("adaptive-windows", f"output sizes dividing the input must equal fixed-window pooling with kernel_size "
                f"= stride = {kernel}", "y", ctx.forward("adaptive-windows", case), want, bound, case, snippet)
 
 
@@ -133,7 +123,7 @@ def check_global(ctx: Context, case: Case) -> None:
     want = (x.mean(axis=2) if average else x.max(axis=2)).reshape(*p.x_shape[:2], *spatial_ones)
     snippet = _snippet(ctx, case)
     what = "global pooling (output size 1) must be the " + ("mean" if average else "maximum") + " of the plane"
-    _explained("adaptive-global", what, "y", ctx.forward("adaptive-global", case), want,
+    compare_explained("adaptive-global", what, "y", ctx.forward("adaptive-global", case), want,
                forward_bound(case, caps) if average else exact_bound(), case, snippet)
     if not ctx.has(f"{p.op}_backward"):
         return
@@ -143,7 +133,7 @@ def check_global(ctx: Context, case: Case) -> None:
         dx = np.zeros(x.shape)
         first = np.argmax(x, axis=2)  # the first maximum (a NaN's, if the plane holds one)
         np.put_along_axis(dx, first[..., None], dy[..., None], axis=2)
-    _explained("adaptive-global", "its gradient must go " + ("in equal shares to every element" if average else
+    compare_explained("adaptive-global", "its gradient must go " + ("in equal shares to every element" if average else
                "to the plane's first maximum"), "dx", ctx.backward("adaptive-global", case)["dx"],
                dx.reshape(p.x_shape), backward_bounds(case, caps)["dx"], case, snippet)
 
@@ -152,11 +142,11 @@ def check_identity(ctx: Context, case: Case) -> None:
     """Output size equal to the input size: every window is one element, so y = x and dx = dy, exactly."""
     p = case.problem
     snippet = _snippet(ctx, case)
-    _explained("adaptive-identity", "output size = input size must give y = x", "y",
+    compare_explained("adaptive-identity", "output size = input size must give y = x", "y",
                ctx.forward("adaptive-identity", case), np.asarray(case.inputs.x, dtype=F64), exact_bound(), case,
                snippet)
     if ctx.has(f"{p.op}_backward"):
-        _explained("adaptive-identity", "output size = input size must give dx = dy", "dx",
+        compare_explained("adaptive-identity", "output size = input size must give dx = dy", "dx",
                    ctx.backward("adaptive-identity", case)["dx"], np.asarray(case.inputs.dy, dtype=F64),
                    exact_bound(), case, snippet)
 

@@ -26,7 +26,7 @@ import numpy as np
 
 import reference
 import spec
-from conformance.compare import Bound, Violation, backward_bounds, compare, forward_bound
+from conformance.compare import backward_bounds, compare_explained, forward_bound
 from conformance.context import Context, derive
 from conformance.rules.base import ordinary, rule
 from conformance.snippets import call_source
@@ -82,8 +82,8 @@ def check_transpose_identity(ctx: Context, case: Case) -> None:
     snippet = ctx.snippet(case, [*lines, f"y = {call_source('conv_transpose_forward', unbiased)}",
                                  "dx_conv = reference.conv_backward(f64(dy), f64(w), f64(xp), **conv)[0]",
                                  "print(np.abs(f64(y) - dx_conv).max())"])
-    _compare("y", "conv_transpose_forward(x, w) must be the input gradient of the matching convolution at upstream "
-             "gradient x⁺ (CONVT-C8)", y, conv_dx, forward_bound(unbiased, caps), case, snippet)
+    compare_explained(RULE, "conv_transpose_forward(x, w) must be the input gradient of the matching convolution at "
+                      "upstream gradient x⁺ (CONVT-C8)", "y", y, conv_dx, forward_bound(unbiased, caps), case, snippet)
     if not ctx.has("conv_transpose_backward"):
         return
     mine = ctx.backward(RULE, case)
@@ -94,20 +94,12 @@ def check_transpose_identity(ctx: Context, case: Case) -> None:
                                  "dw_conv = reference.conv_backward(f64(dy), f64(w), f64(xp), **conv)[1]",
                                  "print(np.abs(f64(dx) - conv_y[(..., *[slice(0, n) for n in x.shape[2:]])]).max(), "
                                  "np.abs(f64(dw) - dw_conv).max())"])
-    _compare("dx", "conv_transpose_backward's dx must be the matching convolution of dy, cropped to x (CONVT-C9)",
-             mine["dx"], _crop(conv_y, p.x_shape[2:]), bounds["dx"], case, snippet)
-    _compare("dw", "conv_transpose_backward's dw must be the matching convolution's weight gradient at input dy and "
-             "upstream gradient x⁺ (CONVT-C9)", mine["dw"], conv_dw, bounds["dw"], case, snippet)
+    compare_explained(RULE, "conv_transpose_backward's dx must be the matching convolution of dy, cropped to x "
+                      "(CONVT-C9)", "dx", mine["dx"], _crop(conv_y, p.x_shape[2:]), bounds["dx"], case, snippet)
+    compare_explained(RULE, "conv_transpose_backward's dw must be the matching convolution's weight gradient at "
+                      "input dy and upstream gradient x⁺ (CONVT-C9)", "dw", mine["dw"], conv_dw, bounds["dw"], case, snippet)
 
 
-def _compare(name: str, what: str, actual: np.ndarray[Any, Any], expected: np.ndarray[Any, Any], bound: Bound,
-             case: Case, snippet: list[str]) -> None:
-    __tracebackhide__ = True
-    try:
-        compare(RULE, name, actual, expected, bound, case, snippet)
-    except Violation as violation:
-        violation.summary = f"{what}: {violation.summary}"
-        raise
 
 
 TRANSPOSE_IDENTITY = rule(
