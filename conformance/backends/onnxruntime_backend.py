@@ -188,6 +188,11 @@ def _pool_attributes(
     }
 
 
+def _kernel_attributes(w: Array, stride: tuple[int, ...], dilation: tuple[int, ...], groups: int) -> dict[str, Any]:
+    """The attributes ``Conv`` and ``ConvTranspose`` share."""
+    return {"kernel_shape": list(w.shape[2:]), "strides": list(stride), "dilations": list(dilation), "group": groups}
+
+
 def conv_forward(
     x: Array, w: Array, b: Array | None, *,
     stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...], groups: int,
@@ -195,10 +200,7 @@ def conv_forward(
     """ONNX ``Conv`` (X, W[, B]) with ``strides``, ``pads`` / ``auto_pad``, ``dilations`` and ``group``."""
     pads = as_padding(padding)
     attributes = {
-        "kernel_shape": list(w.shape[2:]),
-        "strides": list(stride),
-        "dilations": list(dilation),
-        "group": groups,
+        **_kernel_attributes(w, stride, dilation, groups),
         **_padding_attributes(pads, x.shape[2:], w.shape[2:], stride, dilation),
     }
     return _run("Conv", [x, w] if b is None else [x, w, b], attributes)
@@ -231,10 +233,7 @@ def conv_transpose_forward(
     """ONNX ``ConvTranspose`` (X, W[, B]) with ``strides``, ``pads``, ``output_padding``, ``dilations``, ``group``."""
     pads = as_padding(padding)
     attributes = {
-        "kernel_shape": list(w.shape[2:]),
-        "strides": list(stride),
-        "dilations": list(dilation),
-        "group": groups,
+        **_kernel_attributes(w, stride, dilation, groups),
         "output_padding": list(output_padding),
         "pads": [lo for lo, _ in pads] + [hi for _, hi in pads],
     }
