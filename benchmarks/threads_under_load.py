@@ -27,12 +27,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 import reference  # noqa: E402
 from conformance.bench.measuring import call_kwargs, make_inputs  # noqa: E402
+from conformance.bench.native import torch_native_calls  # noqa: E402
 from conformance.bench_shapes import SHAPE_SETS, Problem  # noqa: E402
 from reference.blas import THREADS_VARIABLE  # noqa: E402
+from spec import OPERATIONS  # noqa: E402
 
 
 def _spin() -> None:
@@ -43,51 +44,25 @@ def _spin() -> None:
 def _reference_call(problem: Problem, threads: int) -> Callable[[], object]:
     inputs = make_inputs(problem, "float64")
     kwargs = call_kwargs(problem)
-    forward = getattr(reference, f"{problem.op}_forward")
-    backward = getattr(reference, f"{problem.op}_backward")
-    weighted = problem.op in ("conv", "linear")
+    operation = OPERATIONS[problem.op]
+    forward = getattr(reference, operation.forward)
+    backward = getattr(reference, operation.backward) if operation.backward else None
 
     def call() -> object:
         os.environ[THREADS_VARIABLE] = str(threads)
-        if weighted:
-            return forward(inputs.x, inputs.w, inputs.b, **kwargs), backward(inputs.x, inputs.w, inputs.dy, **kwargs)
-        return forward(inputs.x, **kwargs), backward(inputs.x, inputs.dy, **kwargs)
+        if operation.has_weights:
+            y = forward(inputs.x, inputs.w, inputs.b, **kwargs)
+            return y, None if backward is None else backward(inputs.x, inputs.w, inputs.dy, **kwargs)
+        y = forward(inputs.x, **kwargs)
+        return y, None if backward is None else backward(inputs.x, inputs.dy, **kwargs)
 
     return call
 
 
 def _torch_call(problem: Problem) -> Callable[[], object]:
-    """PyTorch's own path: tensors made once, one forward with autograd, one backward."""
-    inputs = make_inputs(problem, "float64")
-    x = torch.from_numpy(inputs.x)
-    dy = torch.from_numpy(inputs.dy)
-    w = None if inputs.w is None else torch.from_numpy(inputs.w)
-    b = None if inputs.b is None else torch.from_numpy(inputs.b)
-    nd = problem.ndim
-    pads = [lo for lo, _ in problem.padding]
-    if any(lo != hi for lo, hi in problem.padding):
-        raise SystemExit(f"asymmetric padding is not in this script: {problem}")
-
-    def forward(xg: torch.Tensor, wg: torch.Tensor | None, bg: torch.Tensor | None) -> torch.Tensor:
-        if problem.op == "conv":
-            conv = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
-            return conv(xg, wg, bg, problem.stride, pads, problem.dilation, problem.groups)
-        if problem.op == "linear":
-            return F.linear(xg, wg, bg)
-        if problem.op == "max_pool":
-            pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[nd - 1]
-            return pool(xg, problem.kernel, problem.stride, pads, problem.dilation, problem.ceil_mode)
-        avg = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[nd - 1]
-        return avg(xg, problem.kernel, problem.stride, pads, problem.ceil_mode, problem.count_include_pad)
-
-    def call() -> object:
-        xg = x.detach().requires_grad_(True)
-        wg = None if w is None else w.detach().requires_grad_(True)
-        bg = None if b is None else b.detach().requires_grad_(True)
-        y = forward(xg, wg, bg)
-        return torch.autograd.grad(y, [t for t in (xg, wg, bg) if t is not None], dy)
-
-    return call
+    """PyTorch's own path (the bench's ``torch-native`` baseline): one forward with autograd, one backward."""
+    calls = torch_native_calls(problem, make_inputs(problem, "float64"))
+    return calls.get("fwd+bwd", calls["forward"])
 
 
 def main(argv: list[str] | None = None) -> int:
