@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import faulthandler
+import os
 from typing import Any
 
 import numpy as np
+import pytest
 
 import reference
+import spec
 from conformance.compare import Violation
 from conformance.diagnose import missing_nan_summary
 from conformance.findings import Finding, features, root_causes, signature
@@ -116,3 +119,67 @@ def test_a_value_failure_prints_the_digits_that_differ_and_a_finite_ulp_error() 
     arrays = [line.split("=", 1)[1].strip() for line in text.splitlines() if line.strip().startswith(("expected y", "actual"))]
     assert len(arrays) == 2 and "-0.3333333333333333," in arrays[0] and "-0.3333333," in arrays[1], text  # 6 digits tie
     assert "np." not in text, text
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Divergences of docs/findings.md reproduced by one direct framework call each (no adapter, no suite): each asserts
+# the divergence still exists in the installed version, so it fails once the framework fixes it. Skipped only when
+# the framework is not installed.
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _tf(*, onednn: bool = False) -> Any:
+    tf = pytest.importorskip("tensorflow")
+    if onednn and os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0":
+        pytest.skip("F11 is oneDNN's: TF_ENABLE_ONEDNN_OPTS=0 takes TensorFlow's own kernels")
+    return tf
+
+
+def test_F11_tensorflow_float32_convolution_of_an_empty_batch_returns_x() -> None:
+    """oneDNN's float32 Conv returns its input for N = 0: shape (0, 3, 1), where CONV-C9 gives (0, 2, 4)."""
+    tf = _tf(onednn=True)
+    want = reference.conv_forward(np.zeros((0, 1, 3)), np.ones((4, 1, 2)), None, stride=(1,), padding=((0, 0),),
+                                  dilation=(1,), groups=1)
+    assert want.shape == (0, 4, 2)
+    got = tf.nn.conv1d(tf.zeros((0, 3, 1), tf.float32), tf.ones((2, 1, 4), tf.float32), 1, "VALID")
+    assert tuple(got.shape) == (0, 3, 1), f"shape {tuple(got.shape)}: F11 no longer reproduces (NWC (0, 2, 4) is due)"
+
+
+def test_F12_tensorflow_conv3d_weight_gradient_reads_an_input_no_window_reads() -> None:
+    """Conv3D, stride 2, kernel 1 over [3, -inf]: only x[0] is read, dw = 3; TensorFlow's float64 dw is NaN."""
+    tf = _tf()
+    x = np.array([3.0, -np.inf]).reshape(1, 1, 1, 1, 2)
+    params = {"stride": (1, 1, 2), "padding": ((0, 0),) * 3, "dilation": (1, 1, 1), "groups": 1}
+    assert reference.conv_backward(x, np.full((1, 1, 1, 1, 1), 2.0), np.ones((1, 1, 1, 1, 1)), **params)[1].item() == 3
+    w = tf.constant(np.full((1, 1, 1, 1, 1), 2.0))
+    with tf.GradientTape() as tape:
+        tape.watch(w)
+        y = tf.nn.conv3d(tf.constant(x.reshape(1, 1, 1, 2, 1)), w, [1, 1, 1, 2, 1], "VALID")
+    dw = float(tape.gradient(y, w).numpy().ravel()[0])
+    assert np.isnan(dw), f"dw={dw}: F12 no longer reproduces for Conv3D"
+
+
+def test_J5_jax_convolution_computes_on_integer_arrays() -> None:
+    """lax.conv_general_dilated keeps the integer dtype (CONV-C2: float16, float32, float64 only)."""
+    pytest.importorskip("jax")
+    from jax import lax
+    from jax import numpy as jnp
+
+    with pytest.raises(spec.SpecError):
+        reference.conv_forward(np.ones((1, 1, 3), np.int32), np.ones((1, 1, 2), np.int32), None, stride=(1,),
+                               padding=((0, 0),), dilation=(1,), groups=1)
+    y = lax.conv_general_dilated(jnp.ones((1, 1, 3), jnp.int32), jnp.ones((1, 1, 2), jnp.int32), (1,), [(0, 0)])
+    assert str(y.dtype) == "int32" and np.asarray(y).tolist() == [[[2, 2]]], f"{y.dtype} {y}: J5 no longer reproduces"
+
+
+def test_F13_tensorflow_gradient_takes_a_dy_of_another_shape() -> None:
+    """LINEAR-C5: dy must have y's shape; GradientTape broadcasts a (1, 4) dy for a (2, 4) y and returns a (1, 3) dx."""
+    tf = _tf()
+    with pytest.raises(spec.SpecError):
+        reference.linear_backward(np.ones((2, 3)), np.ones((4, 3)), np.ones((1, 4)))
+    x = tf.ones((2, 3), tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.matmul(x, tf.ones((4, 3), tf.float64), transpose_b=True)
+    dx = tape.gradient(y, x, output_gradients=tf.ones((1, 4), tf.float64))
+    assert tuple(dx.shape) == (1, 3), f"dx.shape={tuple(dx.shape)}: F13 no longer reproduces (dy shape accepted)"

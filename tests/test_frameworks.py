@@ -167,9 +167,10 @@ KNOWN: tuple[Divergence, ...] = (
     Divergence("J3", "jax", "negative padding crops instead of raising", _invalid_accepted(None, "negative padding"),
                ("invalid-params", "conv", "float64"), r"accepted an invalid call \(negative padding\)",
                "negative padding"),
-    Divergence("J5", "jax", "jnp.matmul, jnp.mean / jnp.max and lhs-dilated convolutions compute on integer arrays",
+    Divergence("J5", "jax", "jnp.matmul, jnp.mean / jnp.max, reduce_window sums and convolutions compute on integers",
                lambda r: any(_invalid_accepted(op, "integer dtype")(r)
-                             for op in ("linear", "conv_transpose", "adaptive_avg_pool", "adaptive_max_pool")),
+                             for op in ("linear", "conv", "conv_transpose", "avg_pool", "adaptive_avg_pool",
+                                        "adaptive_max_pool")),
                ("invalid-params", "linear", "float64"), r"accepted an invalid call \(integer dtype\)", "integer dtype"),
     Divergence("J6", "jax", "the max-pool VJP sends the gradient of a window of real -inf into the -inf padding",
                _neg_inf_tie, ("tie-routing", "max_pool", "float32"), r"dx differs from the expected value",
