@@ -1,19 +1,33 @@
 """Adaptive average and max pooling (global pooling is output size 1), forward and backward, N-d.
 
-Window ``i`` of a dim of ``n`` positions with ``o`` outputs is ``[floor(i*n/o),
-ceil((i+1)*n/o))`` (:func:`spec.adaptive.adaptive_windows`). Windows differ in
-length, so they are laid out per dim as an ``(o, L)`` array of positions, ``L``
-the longest window, with a mask of the real ones (a shorter window's tail
-repeats its last position and is masked out). One fancy-indexing gather reads
-every window at once as ``(N, C, o_1, L_1, ..., o_k, L_k)``, in row-major
-order of the offsets within each window; the forward reduces it (sum / count,
-or max with masked positions at -inf), the backward adds each window's share
-back with one ``bincount`` over the flat input indices.
+Window ``i`` of a dim of ``n`` positions with ``o`` outputs is the range ``[floor(i*n/o),
+ceil((i+1)*n/o))`` (:func:`spec.adaptive.adaptive_windows`), and a window of the
+operation is the box of one such range per dim. A sum or a maximum over a box is the
+same reduction done one dim at a time, so every operation here is a few 1-D
+reductions, each over one range per output along one axis (:func:`_reduce_along`):
+
+* ranges of one length ``k`` tiling the axis (``o`` divides ``n``; then adaptive
+  pooling is fixed-window pooling with kernel = stride = ``k``, ADAPTIVE-C4) are a
+  reshape to ``(..., o, k, ...)`` and one reduction of the ``k`` axis, with no copy
+  and no index: the PSPNet bins and the global pooling of ResNet-50's head, whose
+  data are large;
+* otherwise a short loop over offsets ``j`` below the longest range, each step one
+  gather of every range's ``j``-th element (``np.take``) combined into the running
+  result (a range shorter than ``j + 1`` keeps its result).
+
+The average's backward is a reduction of the same kind: the element at position ``p``
+receives the share of every window covering it, and the windows covering ``p`` are a
+range ``[first, last]`` of window indices per dim. The max's backward finds each
+window's first maximum with the same loop, last dim first, carrying the position of
+the running maximum (:func:`_first_maximum`), and adds ``dy`` there with one
+``np.bincount`` over flat indices.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -25,134 +39,222 @@ from spec import Array
 from spec.adaptive import adaptive_pool_output_shape, adaptive_windows
 
 
-class _Layout(NamedTuple):
-    out_shape: tuple[int, ...]
-    #: Per dim, the (o, L) input positions, shaped to broadcast over (o_1, L_1, ..., o_k, L_k).
-    positions: tuple[NDArray[np.intp], ...]
-    #: Which gathered positions are real, (o_1, L_1, ..., o_k, L_k).
-    mask: NDArray[np.bool_]
-    #: Window sizes, (o_1, ..., o_k).
-    counts: NDArray[np.float64]
+class _Ranges(NamedTuple):
+    """One ``[start, end)`` range of positions along an axis per output (every range non-empty)."""
+
+    starts: NDArray[np.intp]
+    ends: NDArray[np.intp]
+
+    def tile(self) -> int | None:
+        """``k`` when the ranges are the consecutive blocks of length ``k`` (their union the whole axis), else None."""
+        k = int(self.ends[0] - self.starts[0])
+        blocks = np.arange(len(self.starts)) * k
+        return k if np.array_equal(self.starts, blocks) and np.array_equal(self.ends, blocks + k) else None
+
+    def shorter_than(self) -> list[NDArray[np.bool_] | None]:
+        """Per offset ``j`` within the ranges, which ranges have a ``j``-th element (None: all)."""
+        lengths = self.ends - self.starts
+        return [None if (lengths > j).all() else lengths > j for j in range(int(lengths.max()))]
 
 
-def _layout(x: Array, output_size: tuple[int, ...]) -> _Layout:
-    out_shape = adaptive_pool_output_shape(x, output_size=output_size)
-    ndim = x.ndim - 2
-    positions, mask = [], np.ones((1,) * (2 * ndim), dtype=bool)
-    counts = np.ones((1,) * ndim)
-    for axis, (n, o) in enumerate(zip(x.shape[2:], out_shape[2:])):
-        bounds = np.array(adaptive_windows(n, o)).reshape(o, 2)
-        starts, lengths = bounds[:, 0], bounds[:, 1] - bounds[:, 0]
-        offsets = np.arange(int(lengths.max()))
-        real = offsets[None, :] < lengths[:, None]
-        at = np.where(real, starts[:, None] + offsets[None, :], (bounds[:, 1] - 1)[:, None])
-        shape = [1] * (2 * ndim)
-        shape[2 * axis: 2 * axis + 2] = at.shape
-        positions.append(at.reshape(shape).astype(np.intp))
-        mask = mask & real.reshape(shape)
-        count_shape = [1] * ndim
-        count_shape[axis] = o
-        counts = counts * lengths.reshape(count_shape)
-    return _Layout(out_shape, tuple(positions), mask, counts)
+@functools.lru_cache(maxsize=256)
+def _window_ranges(n: int, o: int) -> _Ranges:
+    """The ``o`` adaptive windows over ``n`` positions (ADAPTIVE-C3)."""
+    bounds = np.array(adaptive_windows(n, o), dtype=np.intp).reshape(o, 2)
+    return _Ranges(bounds[:, 0], bounds[:, 1])
 
 
-def _gather(x: NDArray[Any], layout: _Layout) -> NDArray[Any]:
-    """Every window, (N, C, o_1, L_1, ..., o_k, L_k)."""
-    index: tuple[Any, ...] = (slice(None), slice(None), *layout.positions)
-    windows: NDArray[Any] = x[index]
-    return windows
+@functools.lru_cache(maxsize=256)
+def _covering_ranges(n: int, o: int) -> _Ranges:
+    """Per input position ``p``, the windows holding it: ``[first, last + 1)``, a range since starts and ends grow with i."""
+    windows = _window_ranges(n, o)
+    p = np.arange(n)
+    return _Ranges(np.searchsorted(windows.ends, p, side="right"), np.searchsorted(windows.starts, p, side="right"))
 
 
-def _window_axes(ndim: int) -> tuple[int, ...]:
-    return tuple(3 + 2 * axis for axis in range(ndim))
+def _by_offset(a: NDArray[Any], axis: int, ranges: _Ranges) -> Iterator[NDArray[Any]]:
+    """Per offset ``j`` within the ranges, every range's ``j``-th element along ``axis``: (..., o, ...).
+
+    A range shorter than ``j + 1`` gives its last element again. Tiling ranges give views of a
+    reshape; others a gather (``np.take``).
+    """
+    o, k = len(ranges.starts), ranges.tile()
+    if k is not None:
+        blocks = a.reshape(a.shape[:axis] + (o, k) + a.shape[axis + 1:])
+        for j in range(k):
+            yield blocks[(slice(None),) * (axis + 1) + (j,)]
+        return
+    for j in range(len(ranges.shorter_than())):
+        yield np.take(a, np.minimum(ranges.starts + j, ranges.ends - 1), axis=axis)
 
 
-def _flat_input_index(x_shape: tuple[int, ...], layout: _Layout) -> NDArray[np.intp]:
-    """The flat index into x of every gathered element, (N, C, o_1, L_1, ..., o_k, L_k)."""
-    n, c = x_shape[:2]
-    ndim = len(x_shape) - 2
-    plane = np.ravel_multi_index(np.broadcast_arrays(*layout.positions), x_shape[2:])
-    base = (np.arange(n * c) * math.prod(x_shape[2:])).reshape((n, c) + (1,) * (2 * ndim))
-    flat: NDArray[np.intp] = base + plane
-    return flat
+def _reduce_along(a: NDArray[Any], axis: int, ranges: _Ranges, kind: str) -> NDArray[Any]:
+    """``result[..., i, ...] = sum or max of a[..., start_i:end_i, ...]`` along ``axis`` (NaN-propagating)."""
+    k = ranges.tile()
+    if k == 1:
+        return a
+    if k is not None:
+        # Blocks tiling the axis: a reshape, reduced over k. einsum sums about 1.5x faster than np.sum here
+        # (PSPNet's 60 -> 6, a reduction over a middle axis); either sums the k terms of each output directly.
+        lead, trail = math.prod(a.shape[:axis]), math.prod(a.shape[axis + 1:])
+        blocks = a.reshape(lead, len(ranges.starts), k, trail)
+        reduced: NDArray[Any] = np.einsum("aokb->aob", blocks) if kind == "sum" else blocks.max(axis=2)
+        return reduced.reshape(a.shape[:axis] + (len(ranges.starts),) + a.shape[axis + 1:])
+    combine = np.add if kind == "sum" else np.maximum
+    result: NDArray[Any] | None = None
+    for values, real in zip(_by_offset(a, axis, ranges), ranges.shorter_than()):
+        if result is None:
+            result = values
+        elif real is None or kind == "max":  # the max of a range re-reading its last element is the same
+            combine(result, values, out=result)
+        else:
+            combine(result, values, out=result, where=_along(real, axis, a.ndim))
+    assert result is not None  # every range is non-empty
+    return result
 
 
-def _scatter(x: Array, flat: NDArray[np.intp], weights: NDArray[Any]) -> Array:
-    """dx: the sum of ``weights`` at each flat input index."""
-    dx = np.bincount(flat.ravel(), weights=weights.ravel(), minlength=x.size)
-    return np.ascontiguousarray(dx.reshape(x.shape), dtype=x.dtype)
+def _along(v: NDArray[Any], axis: int, ndim: int) -> NDArray[Any]:
+    """A 1-D ``v`` shaped to broadcast along ``axis`` of an ``ndim``-d array."""
+    shape = [1] * ndim
+    shape[axis] = v.shape[0]
+    return v.reshape(shape)
+
+
+def _tiled(x_shape: tuple[int, ...], out_spatial: tuple[int, ...]) -> bool:
+    """Whether every dim's windows tile it (``o`` divides ``n``)."""
+    return all(_window_ranges(n, o).tile() is not None for n, o in zip(x_shape[2:], out_spatial))
+
+
+def _planes_last(a: NDArray[Any]) -> NDArray[Any]:
+    """(N, C, *S) as a contiguous (*S, N * C) copy.
+
+    Where windows do not tile a dim, each offset's elements are gathered (``np.take``); along the last
+    axis of (N, C, H, W) that copies one element at a time, about 2.5x slower than a strided slice,
+    and dominated the max's backward (amp2d 13 -> 7: 1.5 ms of 4 ms were the three gathers of its W
+    dim). With the planes last, every gather copies runs of N * C contiguous values: one transposing
+    copy of x costs about what a single gather did.
+    """
+    planes = math.prod(a.shape[:2])
+    return np.ascontiguousarray(np.moveaxis(a.reshape(planes, *a.shape[2:]), 0, -1))
+
+
+def _planes_first(a: NDArray[Any], lead: tuple[int, ...]) -> NDArray[Any]:
+    """The inverse of :func:`_planes_last`: (*S, N * C) as (N, C, *S) (a view)."""
+    return np.moveaxis(a, -1, 0).reshape(*lead, *a.shape[:-1])
+
+
+def _window_sizes(x_shape: tuple[int, ...], out_spatial: tuple[int, ...]) -> NDArray[np.float64]:
+    """Each window's number of elements, (1, 1, *out_spatial)."""
+    counts = np.ones((1, 1) + (1,) * len(out_spatial))
+    for axis, (n, o) in enumerate(zip(x_shape[2:], out_spatial)):
+        windows = _window_ranges(n, o)
+        counts = counts * _along((windows.ends - windows.starts).astype(np.float64), axis + 2, len(x_shape))
+    return counts
+
+
+def _reduce_windows(a: NDArray[Any], out_spatial: tuple[int, ...], kind: str) -> NDArray[Any]:
+    """(N, C, *S) -> (N, C, *out_spatial): the sum or max of every window, one dim at a time.
+
+    The first dims first: their reductions run over whole contiguous rows and shrink the data before
+    the last dim's reduction, which runs over short runs of elements.
+    """
+    tiled = _tiled(a.shape, out_spatial)
+    work, first = (a, 2) if tiled else (_planes_last(a), 0)
+    for axis, (n, o) in enumerate(zip(a.shape[2:], out_spatial)):
+        work = _reduce_along(work, first + axis, _window_ranges(n, o), kind)
+    return work if tiled else _planes_first(work, a.shape[:2])
 
 
 def adaptive_avg_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
     """y[n, c, i] = mean of x[n, c] over window i (the product of each dim's window)."""
-    layout = _layout(x, output_size)
+    out_shape = adaptive_pool_output_shape(x, output_size=output_size)
     dtype = compute_dtype(x.dtype)
-    windows = np.where(layout.mask, _gather(x.astype(dtype, copy=False), layout), 0)
-    total = windows.sum(axis=_window_axes(x.ndim - 2), dtype=dtype)
-    total /= layout.counts.astype(dtype)
+    xc = x.astype(dtype, copy=False)
+    if all(o == 1 for o in out_shape[2:]):
+        # Global pooling (ResNet-50's head): one sum over each flattened plane, where one pass per dim
+        # would read the data once and the partial sums again.
+        total = np.einsum("pk->p", xc.reshape(math.prod(x.shape[:2]), math.prod(x.shape[2:]))).reshape(out_shape)
+    else:
+        total = _reduce_windows(xc, out_shape[2:], "sum")
+    total = total / _window_sizes(x.shape, out_shape[2:]).astype(dtype)
     return np.ascontiguousarray(total, dtype=x.dtype)
 
 
 def adaptive_avg_pool_backward(x: Array, dy: Array, *, output_size: tuple[int, ...]) -> Array:
     """dx: each dy element divided by its window's size and added to every element of the window."""
-    layout = _layout(x, output_size)
-    spec.check_dy(dy, layout.out_shape, x.dtype)
+    out_shape = adaptive_pool_output_shape(x, output_size=output_size)
+    spec.check_dy(dy, out_shape, x.dtype)
     dtype = compute_dtype(x.dtype)
-    share = dy.astype(dtype) / layout.counts.astype(dtype)
+    share = dy.astype(dtype) / _window_sizes(x.shape, out_shape[2:]).astype(dtype)
+    if all(o == 1 for o in out_shape[2:]):  # global pooling: every element gets its plane's one share
+        dx = np.empty(x.shape, dtype=x.dtype)
+        dx[...] = share
+        return dx
+    # dx[p] = the sum of the shares of the windows covering p: per dim a range of windows (one window
+    # when the windows tile the dim: a gather). The last dim first: the data grow back to x's size at
+    # the first dim, whose gathers copy whole contiguous rows.
+    tiled = _tiled(x.shape, out_shape[2:])
+    work, first = (share, 2) if tiled else (_planes_last(share), 0)
+    for axis in reversed(range(x.ndim - 2)):
+        work = _reduce_along(work, first + axis, _covering_ranges(x.shape[axis + 2], out_shape[axis + 2]), "sum")
+    dx = work if tiled else _planes_first(work, x.shape[:2])
+    return np.ascontiguousarray(dx, dtype=x.dtype)
+
+
+def _first_maximum(x: Array, out_spatial: tuple[int, ...]) -> NDArray[np.int64]:
+    """Per window, the in-plane flat index of its first maximum in row-major order (of its first NaN
+    if it holds one), (N, C, *out_spatial).
+
+    One dim at a time, the last first: per (row, output column) the first maximum of the row's range;
+    then per output the first row whose maximum is the window's, with the column found in that row.
+    That is the first maximum in row-major order. The running maximum is replaced only by a strictly
+    greater element, or by a NaN (which nothing replaces); an all -inf range keeps its first element,
+    and a range re-reading its last element (:func:`_by_offset`) changes nothing.
+    """
+    tiled = _tiled(x.shape, out_spatial)
+    values, first = (x, 2) if tiled else (_planes_last(x), 0)
     ndim = x.ndim - 2
-    expanded = np.expand_dims(share, _window_axes(ndim))  # (N, C, o_1, 1, ..., o_k, 1)
-    weights = np.where(layout.mask, expanded, 0)
-    return _scatter(x, _flat_input_index(x.shape, layout), weights)
-
-
-def _taps(layout: _Layout) -> int:
-    """Offsets per gathered window: the product of the longest window of each dim."""
-    return math.prod(layout.mask.shape[1::2])
-
-
-def _first_maximum(x: Array, layout: _Layout) -> NDArray[np.intp]:
-    """Per window, the position (in row-major order of its offsets) of its first maximum; a NaN's if it holds one."""
-    ndim = x.ndim - 2
-    windows = np.where(layout.mask, _gather(x, layout), -np.inf)
-    order = (0, 1, *range(2, 2 + 2 * ndim, 2), *_window_axes(ndim))
-    flat = windows.transpose(order).reshape(*x.shape[:2], *layout.out_shape[2:], _taps(layout))
-    choice = np.argmax(flat, axis=-1)  # the first maximum, or the first NaN (argmax treats NaN as largest)
-    # A window whose real elements are all -inf: a masked -inf may come first; take the first real element,
-    # offset 0, which every window has.
-    all_minus_inf = np.take_along_axis(flat, choice[..., None], axis=-1)[..., 0] == -np.inf
-    return np.where(all_minus_inf, 0, choice)
-
-
-def _selected_flat_index(x: Array, layout: _Layout) -> NDArray[np.intp]:
-    """Per output element, the flat index into x of the element its window selects."""
-    ndim = x.ndim - 2
-    choice = _first_maximum(x, layout)
-    flat = _flat_input_index(x.shape, layout)
-    flat = np.broadcast_to(flat, (*x.shape[:2], *flat.shape[2:]))
-    order = (0, 1, *range(2, 2 + 2 * ndim, 2), *_window_axes(ndim))
-    flat = flat.transpose(order).reshape(*x.shape[:2], *layout.out_shape[2:], _taps(layout))
-    selected: NDArray[np.intp] = np.take_along_axis(flat, choice[..., None], axis=-1)[..., 0]
-    return selected
+    index_shape = (1, 1, *x.shape[2:]) if tiled else (*x.shape[2:], 1)
+    index: NDArray[np.int64] = np.arange(math.prod(x.shape[2:]), dtype=np.int64).reshape(index_shape)
+    nan = bool(np.isnan(x).any())
+    for axis in reversed(range(ndim)):
+        ranges = _window_ranges(x.shape[axis + 2], out_spatial[axis])
+        best: NDArray[Any] | None = None
+        chosen: NDArray[np.int64] | None = None
+        for candidate, at in zip(_by_offset(values, first + axis, ranges), _by_offset(index, first + axis, ranges)):
+            if best is None or chosen is None:
+                best, chosen = (candidate if candidate.flags.owndata else candidate.copy()), at
+                continue
+            greater = candidate > best
+            if nan:
+                greater |= np.isnan(candidate) & ~np.isnan(best)
+            np.maximum(best, candidate, out=best)
+            # chosen = where(greater, at, chosen), as arithmetic: np.where was measured 3x slower per element.
+            chosen = (chosen + greater * (at - chosen)).astype(np.int64, copy=False)
+        assert best is not None and chosen is not None
+        values, index = best, chosen
+    index = np.broadcast_to(index, values.shape)
+    return index if tiled else _planes_first(index, x.shape[:2])
 
 
 def adaptive_max_pool_forward(x: Array, *, output_size: tuple[int, ...]) -> Array:
     """y[n, c, i] = max of x[n, c] over window i; a NaN in the window makes it NaN."""
-    layout = _layout(x, output_size)
-    windows = np.where(layout.mask, _gather(x, layout), -np.inf)
-    y = windows.max(axis=_window_axes(x.ndim - 2))
-    return np.ascontiguousarray(y, dtype=x.dtype)
+    out_shape = adaptive_pool_output_shape(x, output_size=output_size)
+    return np.array(_reduce_windows(x, out_shape[2:], "max"), dtype=x.dtype, order="C", copy=True)
 
 
 def adaptive_max_pool_indices(x: Array, *, output_size: tuple[int, ...]) -> NDArray[np.int64]:
     """int64, y's shape: the in-plane row-major flat index of the element each window selects (PyTorch's indices)."""
-    layout = _layout(x, output_size)
-    plane = math.prod(x.shape[2:])
-    return (_selected_flat_index(x, layout) % max(plane, 1)).astype(np.int64)
+    out_shape = adaptive_pool_output_shape(x, output_size=output_size)
+    return np.array(_first_maximum(x, out_shape[2:]), dtype=np.int64, order="C", copy=True)
 
 
 def adaptive_max_pool_backward(x: Array, dy: Array, *, output_size: tuple[int, ...]) -> Array:
     """dx: each dy element added to the first maximum of its window (accumulated over overlapping windows)."""
-    layout = _layout(x, output_size)
-    spec.check_dy(dy, layout.out_shape, x.dtype)
-    dtype = compute_dtype(x.dtype)
-    return _scatter(x, _selected_flat_index(x, layout), dy.astype(dtype))
+    out_shape = adaptive_pool_output_shape(x, output_size=output_size)
+    spec.check_dy(dy, out_shape, x.dtype)
+    n, c = x.shape[:2]
+    planes = (np.arange(n * c, dtype=np.int64) * math.prod(x.shape[2:])).reshape((n, c) + (1,) * (x.ndim - 2))
+    flat = _first_maximum(x, out_shape[2:]) + planes
+    dx = np.bincount(flat.ravel(), weights=dy.astype(compute_dtype(x.dtype), copy=False).ravel(), minlength=x.size)
+    return np.ascontiguousarray(dx.reshape(x.shape), dtype=x.dtype)

@@ -145,6 +145,36 @@ def test_dtypes_and_empty_batch() -> None:
     assert reference.adaptive_avg_pool_backward(np.zeros((0, 2, 3)), np.zeros((0, 2, 5)), output_size=(5,)).shape == (0, 2, 3)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize(("spatial", "output_size"), [((6, 4), (1, 1)), ((6, 4), (3, 2)), ((7, 4), (3, 3))])
+def test_every_path_in_every_dtype(dtype: str, spatial: tuple[int, ...], output_size: tuple[int, ...]) -> None:
+    """Global, tiling and gathered windows (each computed its own way) in the low-precision dtypes, on small
+    integers: the max, its indices and its gradient are exact (ties broken as in float64), the means within
+    the dtype's rounding."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(-3, 4, (2, 3, *spatial)).astype(np.float64)
+    dy = rng.integers(-3, 4, (2, 3, *output_size)).astype(np.float64)
+    low, dy_low = x.astype(dtype), dy.astype(dtype)
+    exact = {
+        "max": reference.adaptive_max_pool_forward, "indices": reference.adaptive_max_pool_indices,
+    }
+    for name, fn in exact.items():
+        got, want = fn(low, output_size=output_size), fn(x, output_size=output_size)
+        assert got.dtype == (np.dtype(np.int64) if name == "indices" else low.dtype), name
+        np.testing.assert_array_equal(got.astype(want.dtype), want, err_msg=name)
+    dx = reference.adaptive_max_pool_backward(low, dy_low, output_size=output_size)
+    assert dx.dtype == low.dtype
+    np.testing.assert_array_equal(dx.astype(np.float64), reference.adaptive_max_pool_backward(x, dy, output_size=output_size))
+    for got, want in [
+        (reference.adaptive_avg_pool_forward(low, output_size=output_size),
+         reference.adaptive_avg_pool_forward(x, output_size=output_size)),
+        (reference.adaptive_avg_pool_backward(low, dy_low, output_size=output_size),
+         reference.adaptive_avg_pool_backward(x, dy, output_size=output_size)),
+    ]:
+        assert got.dtype == low.dtype
+        np.testing.assert_allclose(got.astype(np.float64), want, rtol=2 ** -7, atol=2 ** -7)
+
+
 @pytest.mark.parametrize(
     ("x", "output_size", "message"),
     [
