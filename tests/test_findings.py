@@ -183,3 +183,22 @@ def test_F13_tensorflow_gradient_takes_a_dy_of_another_shape() -> None:
         y = tf.matmul(x, tf.ones((4, 3), tf.float64), transpose_b=True)
     dx = tape.gradient(y, x, output_gradients=tf.ones((1, 4), tf.float64))
     assert tuple(dx.shape) == (1, 3), f"dx.shape={tuple(dx.shape)}: F13 no longer reproduces (dy shape accepted)"
+
+
+def test_open_question_conv_transpose_dw_at_a_nan_whose_taps_are_cropped() -> None:
+    """findings.md, "Open, not a JAX finding": CONVT-C9's formula (the reference) gives dw = [nan, nan], CONVT-C13's
+    scatter (JAX) [3, nan]. Pinned so that a change on either side brings the question back."""
+    pytest.importorskip("jax")
+    import jax
+    from jax import lax
+    from jax import numpy as jnp
+
+    x, w = np.array([[[np.nan, 1.0, 2.0]]]), np.array([[[1.0, 1.0]]])
+    params = {"stride": (1,), "padding": ((1, 1),), "output_padding": (0,), "dilation": (1,), "groups": 1}
+    assert np.isnan(reference.conv_transpose_backward(x, w, np.ones((1, 1, 2)), **params)[1]).all()
+
+    def conv_transpose(w: Any) -> Any:  # the scatter as JAX writes it: x dilated by the stride, kernel flipped
+        return lax.conv_general_dilated(jnp.asarray(x, jnp.float32), jnp.flip(w, -1), (1,), [(0, 0)], lhs_dilation=(1,))
+
+    dw = np.asarray(jax.grad(lambda w: conv_transpose(w).sum())(jnp.asarray(w, jnp.float32)))
+    assert dw[0, 0, 0] == 3.0 and np.isnan(dw[0, 0, 1]), f"dw={dw.tolist()}: JAX's answer changed"
