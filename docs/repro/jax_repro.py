@@ -34,3 +34,12 @@ print(
     "  conv pad (-1, 0):",
     lax.conv_general_dilated(jnp.arange(1.0, 6.0).reshape(1, 1, 5), jnp.ones((1, 1, 2)), (1,), [(-1, 0)]).ravel(),
 )
+print("J5 integer arrays are computed on, eager and under jit, with or without lhs_dilation")
+xi, wi = jnp.ones((1, 1, 3), jnp.int32), jnp.ones((1, 1, 2), jnp.int32)
+print("  conv:", lax.conv_general_dilated(xi, wi, (1,), [(0, 0)]))
+print("  conv under jit:", jax.jit(lambda x, w: lax.conv_general_dilated(x, w, (1,), [(0, 0)]))(xi, wi))
+print("  transposed (lhs_dilation 2):", lax.conv_general_dilated(xi, wi, (1,), [(1, 1)], lhs_dilation=(2,)))
+print("  preferred_element_type=float32:",
+      lax.conv_general_dilated(xi, wi, (1,), [(0, 0)], preferred_element_type=jnp.float32))
+print("  reduce_window sum:", lax.reduce_window(jnp.ones((1, 1, 4), jnp.int32), 0, lax.add, (1, 1, 2), (1, 1, 1), "VALID"))
+print("  matmul:", jnp.matmul(jnp.ones((2, 3), jnp.int32), jnp.ones((3, 4), jnp.int32)).dtype)

@@ -1,5 +1,7 @@
 import os
 
+import numpy as np
+
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import tensorflow as tf
 
@@ -70,3 +72,25 @@ try:
     tf.nn.pool(tf.ones((1, 5, 1)), (2,), "MAX", padding="SAME", dilations=(2,))
 except ValueError as e:
     print("  SAME + dilation:", e)
+print("F11 float32 convolution of an empty batch returns x (oneDNN; (0, 2, 4) is due)")
+print("  conv1d float32:", tf.nn.conv1d(tf.zeros((0, 3, 1)), tf.ones((2, 1, 4)), 1, "VALID").shape,
+      " float64:", tf.nn.conv1d(tf.zeros((0, 3, 1), tf.float64), tf.ones((2, 1, 4), tf.float64), 1, "VALID").shape)
+print("F12 the weight gradient reads inputs no window reads")
+for label, x, w, conv in (
+    ("conv3d float64, stride 2, [3, -inf] (dw = 3 due):", np.array([3.0, -np.inf]).reshape(1, 1, 1, 2, 1),
+     np.full((1, 1, 1, 1, 1), 2.0), lambda x, w: tf.nn.conv3d(x, w, [1, 1, 1, 2, 1], "VALID")),
+    ("dilation 2, kernel 3, [nan, inf, 2, nan, 1] (dw = [nan, 2, 1] due):",
+     np.array([nan, inf, 2, nan, 1], np.float32).reshape(1, 5, 1), np.ones((3, 1, 1), np.float32),
+     lambda x, w: tf.nn.convolution(x, w, padding="VALID", dilations=2)),
+):
+    wt = tf.constant(w)
+    with tf.GradientTape() as tape:
+        tape.watch(wt)
+        y = conv(tf.constant(x), wt)
+    print("  ", label, tape.gradient(y, wt).numpy().ravel())
+print("F13 a dy of another shape is taken: x (2, 3), y (2, 4), dy (1, 4)")
+x = tf.ones((2, 3), tf.float64)
+with tf.GradientTape() as tape:
+    tape.watch(x)
+    y = tf.matmul(x, tf.ones((4, 3), tf.float64), transpose_b=True)
+print("  dx shape:", tape.gradient(y, x, output_gradients=tf.ones((1, 4), tf.float64)).shape)
