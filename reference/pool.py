@@ -37,6 +37,7 @@ a 3-D U-Net against PyTorch's CPU kernels; docs/performance.md has the tables):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -104,10 +105,17 @@ def by_plane_blocks(
 
 def _window_max(y: NDArray[Any], x: NDArray[Any], grid: WindowGrid) -> None:
     """y = window maxima, NaN-propagating; -inf for a window holding no real element (padding is -inf)."""
-    y.fill(-np.inf)
-    for out_slices, window in offset_reads(x, grid, -np.inf):
-        region = y[_LEAD + out_slices]
-        np.maximum(region, window, out=region)
+    reads = offset_reads(x, grid, -np.inf)
+    starts_full = reads.first_covers_buffer()
+    best = np.empty(reads.buffer_shape, dtype=x.dtype)
+    if not starts_full:  # some windows read padding at the first offset
+        best.fill(-np.inf)
+    for k, (region, window) in enumerate(reads.reads):
+        if k == 0 and starts_full:
+            np.copyto(best, window)
+        else:
+            np.maximum(best[region], window, out=best[region])
+    y[...] = reads.outputs(best)
 
 
 def _selected_values(x: Array, grid: WindowGrid) -> NDArray[Any]:
@@ -153,76 +161,95 @@ def _route_max_gradient(dx: NDArray[Any], x: NDArray[Any], dy: NDArray[Any], gri
         dx[_LEAD + in_slices] += dy[at] * hit if finite_dy else np.where(hit, dy[at], 0)
 
 
-def _first_max_offsets(
-    index: NDArray[Any], x: NDArray[Any], grid: WindowGrid, trouble: list[bool],
-) -> None:
-    """index = the row-major kernel offset of each window's first maximum, for inputs without NaN.
+def _first_max_offsets(x: NDArray[Any], grid: WindowGrid, index_dtype: np.dtype[Any]) -> NDArray[Any] | None:
+    """The row-major kernel offset of each window's first maximum, (N, C, *out); None where the general path is needed.
 
     A running maximum that is replaced only by a strictly greater element ends at the first
     maximum; the offset it was last replaced at is that element's. Offsets only grow through
     the loop, so the index is a running ``maximum`` of ``offset * replaced`` (byte arithmetic
-    on the boolean mask, where a masked store would cost 3-10x more per element). Appends to
-    ``trouble`` when a window's maximum is NaN or -inf (a NaN, an empty window, or only real
-    -inf elements, which would tie with the -inf padding): the general path handles those.
+    on the boolean mask, where a masked store would cost 3-10x more per element). None when a
+    window's maximum is NaN or -inf (a NaN, an empty window, or only real -inf elements, which
+    would tie with the -inf padding).
     """
-    best = np.full(index.shape, -np.inf, dtype=x.dtype)
-    replaced = np.empty(index.shape, dtype=bool)
-    step = np.empty(index.shape, dtype=index.dtype)
-    bytes_ = index.dtype == np.uint8
-    index.fill(0)
-    for offset, (out_slices, window) in enumerate(offset_reads(x, grid, -np.inf)):
-        if offset == 0 and window.shape == best.shape:  # every window starts here: nothing to compare yet
-            best[...] = window
+    reads = offset_reads(x, grid, -np.inf)
+    starts_full = reads.first_covers_buffer()
+    best = np.empty(reads.buffer_shape, dtype=x.dtype)
+    if not starts_full:
+        best.fill(-np.inf)
+    index = np.zeros(reads.buffer_shape, dtype=index_dtype)
+    replaced = np.empty(reads.buffer_shape, dtype=bool)
+    step = np.empty(reads.buffer_shape, dtype=index_dtype)
+    bytes_ = index_dtype == np.uint8
+    for offset, (region, window) in enumerate(reads.reads):
+        if offset == 0 and starts_full:  # every window starts here: nothing to compare yet
+            np.copyto(best, window)
             continue
-        at = _LEAD + out_slices
-        running, gt, s = best[at], replaced[at], step[at]
+        running, gt, s, at = best[region], replaced[region], step[region], index[region]
         np.greater(window, running, out=gt)
         np.maximum(running, window, out=running)
-        np.multiply(gt.view(np.uint8) if bytes_ else gt, index.dtype.type(offset), out=s)
-        np.maximum(index[at], s, out=index[at])
-    if not best.min() > -np.inf:  # NaN (min is then NaN) or -inf
-        trouble.append(True)
+        np.multiply(gt.view(np.uint8) if bytes_ else gt, index_dtype.type(offset), out=s)
+        np.maximum(at, s, out=at)
+    if not reads.outputs(best).min() > -np.inf:  # NaN (min is then NaN) or -inf
+        return None
+    return reads.outputs(index)
 
 
 def _flat_positions(x_shape: tuple[int, ...], grid: WindowGrid) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Flat indices into a C-contiguous x: of each window's first element (an (N, C, *out) broadcast,
-    negative where the window starts in padding), and each kernel offset's shift from it."""
+    """Flat indices into a C-contiguous x: of each window's first element (an (N, C, *out) array,
+    negative where the window starts in padding), and each kernel offset's shift from it.
+
+    Cached (read-only): every block of planes but the last has the same shape.
+    """
+    return _cached_flat_positions(tuple(x_shape), grid.out_spatial, grid.stride, grid.pad_before, grid.kernel_size,
+                                  grid.dilation)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_flat_positions(
+    x_shape: tuple[int, ...], out_spatial: tuple[int, ...], stride: tuple[int, ...], pad_before: tuple[int, ...],
+    kernel_size: tuple[int, ...], dilation: tuple[int, ...],
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     n, c, *spatial = x_shape
     strides = [math.prod(spatial[d + 1:]) for d in range(len(spatial))]
     shift = np.array(
-        [sum(j * d * st for j, d, st in zip(offset, grid.dilation, strides)) for offset in grid.offsets],
+        [sum(j * d * st for j, d, st in zip(offset, dilation, strides)) for offset in np.ndindex(*kernel_size)],
         dtype=np.int64,
     )
     start = (np.arange(n * c, dtype=np.int64) * math.prod(spatial)).reshape(n, c, *(1,) * len(spatial))
-    for axis, (o, s, lo, st) in enumerate(zip(grid.out_spatial, grid.stride, grid.pad_before, strides)):
+    for axis, (o, s, lo, st) in enumerate(zip(out_spatial, stride, pad_before, strides)):
         start = start + ((np.arange(o, dtype=np.int64) * s - lo) * st).reshape((o,) + (1,) * (len(spatial) - axis - 1))
+    start = np.broadcast_to(start, (n, c, *out_spatial)).copy()
+    for array in (start, shift):
+        array.setflags(write=False)
     return start, shift
 
 
-def _max_gradient_by_index(x: NDArray[Any], dy: NDArray[Any], grid: WindowGrid) -> NDArray[Any] | None:
-    """dx by each window's first-maximum index and one scatter; None when x needs the general path.
+def _max_gradient_by_index(dx: NDArray[Any], x: NDArray[Any], dy: NDArray[Any], grid: WindowGrid) -> None:
+    """dx from each window's first-maximum offset and one scatter; the general path where x needs it.
 
-    PyTorch saves these indices in its forward; the protocol's backward is given only x, so it
-    finds them again (the same passes as the forward, plus a comparison) and then scatters dy
-    with one ``np.bincount`` over flat indices. Summing in reverse output order adds each
-    element's gradients in row-major offset order, as :func:`_route_max_gradient` does, so both
-    paths give bitwise the same dx.
+    PyTorch saves these offsets in its forward; the protocol's backward is given only x, so it
+    finds them again (the forward's passes plus a comparison) and then scatters dy with one
+    ``np.add.at`` over flat indices, per block of planes (over the whole batch at once, the
+    random writes to a large dx cost 5x more per element; ``np.bincount`` was 1.6x slower,
+    with its copy into dx). Summing in reverse output order adds each element's gradients in
+    row-major offset order, as :func:`_route_max_gradient` does, so both paths give bitwise
+    the same dx.
     """
-    x = np.ascontiguousarray(x)
-    trouble: list[bool] = []
     index_dtype = np.dtype(np.uint8) if len(grid.offsets) <= 256 else np.dtype(np.int32)
-    out_shape = (*x.shape[:2], *grid.out_spatial)
-    index = by_plane_blocks(lambda ib, xb: _first_max_offsets(ib, xb, grid, trouble), out_shape, index_dtype, x)
-    if trouble:
-        return None
+    index = _first_max_offsets(x, grid, index_dtype)
+    if index is None:
+        _route_max_gradient(dx, x, dy, grid)
+        return
     start, shift = _flat_positions(x.shape, grid)
     # Reversing every axis reverses the flat order; with disjoint windows an element gets at most
     # one gradient, so the order does not matter and the copies are saved.
     order = (slice(None, None, -1),) * index.ndim if windows_overlap(grid) else ()
     flat = shift.take(index[order])
     flat += start[order]
-    dx = np.bincount(flat.reshape(-1), dy[order].reshape(-1), minlength=x.size)
-    return dx.reshape(x.shape)
+    if not dx.flags.c_contiguous:  # by_plane_blocks' blocks are; a reshaped copy would drop the writes
+        raise ValueError("dx must be C-contiguous")
+    dx.fill(0)
+    np.add.at(dx.reshape(-1), flat.reshape(-1), dy[order].reshape(-1))
 
 
 def max_pool_forward(
@@ -241,11 +268,9 @@ def max_pool_backward(
     """dx: each dy element added to the first real maximum of its window (accumulated over windows)."""
     out_shape, grid = _pool_grid(x, kernel_size, stride, padding, dilation, ceil_mode)
     spec.check_dy(dy, out_shape, x.dtype)
-    dx = _max_gradient_by_index(x, dy, grid)
-    if dx is None:
-        dx = by_plane_blocks(
-            lambda dxb, xb, dyb: _route_max_gradient(dxb, xb, dyb, grid), x.shape, compute_dtype(x.dtype), x, dy,
-        )
+    dx = by_plane_blocks(
+        lambda dxb, xb, dyb: _max_gradient_by_index(dxb, xb, dyb, grid), x.shape, compute_dtype(x.dtype), x, dy,
+    )
     return np.ascontiguousarray(dx, dtype=x.dtype)
 
 
@@ -276,10 +301,13 @@ def avg_pool_forward(
     out_shape, grid = _pool_grid(x, kernel_size, stride, padding, dilation, ceil_mode)
     dtype = compute_dtype(x.dtype)
     if covers_input(grid):
-        # Global pooling: one contiguous reduction per plane, where a pass per offset would take
-        # K = H * W strided passes over single elements (a reduction over a window view with
-        # small trailing axes, e.g. 2x2x2 tiles, is slower than the passes: not used there).
-        total = x.reshape(*out_shape, math.prod(grid.spatial)).sum(axis=-1, dtype=dtype)
+        # Global pooling: one reduction per plane, where a pass per offset would take K = H * W
+        # strided passes over single elements. einsum's row sums were measured 2.2x faster than
+        # ndarray.sum's pairwise ones on ResNet-50's 7x7 planes (the order of the additions is the
+        # accuracy bound's business, AVGPOOL-C14, not the spec's). A reduction over a window view
+        # with small trailing axes (e.g. 2x2x2 tiles) is slower than the passes: not used there.
+        planes = x.reshape(*out_shape[:2], math.prod(grid.spatial)).astype(dtype, copy=False)
+        total = np.einsum("ncj->nc", planes).reshape(out_shape)
     else:
         total = by_plane_blocks(lambda t, xb: _window_sum(t, xb, grid), out_shape, dtype, x)
     with np.errstate(divide="ignore", invalid="ignore"):

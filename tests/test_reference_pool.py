@@ -480,13 +480,15 @@ def test_max_backward_by_index_matches_the_general_path(case: PoolCase, special:
     grid = _grid_of(case)
     general = np.empty_like(x)
     pool_module._route_max_gradient(general, x, dy, grid)
-    fast = pool_module._max_gradient_by_index(x, dy, grid)
-    y = reference.max_pool_forward(x, **case.params.max_pool_kwargs())
-    if y.size and not y.min() > -np.inf:  # a NaN or -inf maximum: the general path's job
-        assert fast is None, case.snippet("max_pool_backward")
-        return
-    assert fast is not None, case.snippet("max_pool_backward")
+    fast = np.empty_like(x)
+    pool_module._max_gradient_by_index(fast, x, dy, grid)
     assert_same(fast, general, "dx", case.snippet("max_pool_backward"))
+    y = reference.max_pool_forward(x, **case.params.max_pool_kwargs())
+    index = pool_module._first_max_offsets(x, grid, np.dtype(np.uint8))
+    if y.size and not y.min() > -np.inf:  # a NaN or -inf maximum: the general path's job
+        assert index is None, case.snippet("max_pool_backward")
+        return
+    assert index is not None and index.shape == y.shape, case.snippet("max_pool_backward")
     if special != "normal dy":
         assert_same(fast, loop_max_pool_backward(x, dy, case.params), "dx", case.snippet("max_pool_backward"))
 
@@ -494,18 +496,16 @@ def test_max_backward_by_index_matches_the_general_path(case: PoolCase, special:
 @settings(max_examples=40, deadline=None, database=None)
 @given(pool_cases())
 def test_offset_reads_are_the_window_taps(case: PoolCase) -> None:
-    """Per offset, both ways of reading (phase-split copy or strided slices of x) give the windows' taps
-    in their output region, and every tap outside it is padding."""
+    """Per offset, both layouts (strided slices of x, or contiguous runs of the phase-split copy) give
+    the windows' taps in their output region, and every tap outside it is padding."""
     grid = _grid_of(case)
     view = win.window_view(win.pad(case.x, grid, -100.0), grid)   # (N, C, *out, *K)
     reads = win.offset_reads(case.x, grid, -100.0)
-    assert len(reads) == len(grid.offsets)
-    for offset, (out_slices, window) in zip(grid.offsets, reads):
-        taps = view[(Ellipsis, *offset)]
-        np.testing.assert_array_equal(window, taps[(slice(None), slice(None), *out_slices)])
-        outside = np.ones(taps.shape, dtype=bool)
-        outside[(slice(None), slice(None), *out_slices)] = False
-        assert np.all(taps[outside] == -100.0)
+    assert len(reads.reads) == len(grid.offsets)
+    for offset, (region, window) in zip(grid.offsets, reads.reads):
+        buffer = np.full(reads.buffer_shape, -100.0)
+        buffer[region] = window
+        np.testing.assert_array_equal(reads.outputs(buffer), view[(Ellipsis, *offset)])
 
 
 @pytest.mark.parametrize(("shape", "kernel"), [((2, 3, 7, 7), 7), ((1, 2, 5), 5), ((2, 2, 2, 3, 4), (2, 3, 4)),
