@@ -51,10 +51,10 @@ from reference.windows import (
     WindowGrid,
     covers_input,
     offset_reads,
+    repeat_tiles,
     tiles_input,
     window_counts,
     window_grid,
-    window_view,
     windows_overlap,
 )
 from spec import Array, Padding
@@ -103,19 +103,30 @@ def by_plane_blocks(
     return out.reshape(out_shape)
 
 
+def _fold_windows(y: NDArray[Any], x: NDArray[Any], grid: WindowGrid, combine: np.ufunc, fill: float) -> None:
+    """y = ``combine`` folded over each window's taps in row-major offset order, padding read as ``fill``.
+
+    Max pooling folds ``np.maximum`` with -inf (NaN-propagating; -inf for a window holding no
+    real element), average pooling ``np.add`` with 0. The first offset is copied rather than
+    combined with a filled buffer where it covers every window, and a buffer of y's shape is y.
+    """
+    reads = offset_reads(x, grid, fill)
+    buffer = y if reads.rows is None else np.empty(reads.buffer_shape, dtype=y.dtype)
+    start_from_copy = reads.first_covers_buffer()
+    if not start_from_copy:
+        buffer.fill(fill)
+    for k, (region, window) in enumerate(reads.reads):
+        if k == 0 and start_from_copy:
+            np.copyto(buffer, window)
+        else:
+            combine(buffer[region], window, out=buffer[region])
+    if buffer is not y:
+        y[...] = reads.outputs(buffer)
+
+
 def _window_max(y: NDArray[Any], x: NDArray[Any], grid: WindowGrid) -> None:
     """y = window maxima, NaN-propagating; -inf for a window holding no real element (padding is -inf)."""
-    reads = offset_reads(x, grid, -np.inf)
-    starts_full = reads.first_covers_buffer()
-    best = np.empty(reads.buffer_shape, dtype=x.dtype)
-    if not starts_full:  # some windows read padding at the first offset
-        best.fill(-np.inf)
-    for k, (region, window) in enumerate(reads.reads):
-        if k == 0 and starts_full:
-            np.copyto(best, window)
-        else:
-            np.maximum(best[region], window, out=best[region])
-    y[...] = reads.outputs(best)
+    _fold_windows(y, x, grid, np.maximum, -np.inf)
 
 
 def _selected_values(x: Array, grid: WindowGrid) -> NDArray[Any]:
@@ -279,11 +290,8 @@ def _divisor(grid: WindowGrid, padding: Padding, count_include_pad: bool) -> NDA
 
 
 def _window_sum(total: NDArray[Any], x: NDArray[Any], grid: WindowGrid) -> None:
-    """total = window sums (padding adds nothing)."""
-    total.fill(0)
-    for out_slices, in_slices in grid.inside_slices:
-        region = total[_LEAD + out_slices]
-        region += x[_LEAD + in_slices]
+    """total = window sums (padding adds nothing), in row-major offset order."""
+    _fold_windows(total, x, grid, np.add, 0.0)
 
 
 def _spread(dx: NDArray[Any], share: NDArray[Any], grid: WindowGrid) -> None:
@@ -326,12 +334,11 @@ def avg_pool_backward(
     divisor = _divisor(grid, padding, count_include_pad).astype(dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(divisor > 0, dy.astype(dtype) / divisor, 0)
-    if tiles_input(grid):
-        # Disjoint windows: each element gets at most one share, written in one broadcast
-        # through the window view (elements no window reads stay 0).
-        dx = np.zeros(x.shape, dtype=dtype)
-        taps = (np.newaxis,) * len(grid.spatial)
-        window_view(dx, grid, writeable=True)[...] = share[(Ellipsis, *taps)]
+    if covers_input(grid):  # global pooling: one share per plane, written in one broadcast
+        dx = np.empty(x.shape, dtype=dtype)
+        dx.reshape(*x.shape[:2], math.prod(grid.spatial))[...] = share.reshape(*x.shape[:2], 1)
+    elif tiles_input(grid):  # disjoint windows: each element gets at most one share, no accumulation
+        dx = repeat_tiles(share, grid)
     else:
         dx = by_plane_blocks(lambda d, sb: _spread(d, sb, grid), x.shape, dtype, share)
     return np.ascontiguousarray(dx, dtype=x.dtype)
