@@ -172,7 +172,7 @@ def _route_max_gradient(dx: NDArray[Any], x: NDArray[Any], dy: NDArray[Any], gri
         dx[_LEAD + in_slices] += dy[at] * hit if finite_dy else np.where(hit, dy[at], 0)
 
 
-def _first_max_offsets(x: NDArray[Any], grid: WindowGrid, index_dtype: np.dtype[Any]) -> NDArray[Any] | None:
+def first_max_offsets(x: NDArray[Any], grid: WindowGrid, index_dtype: np.dtype[Any]) -> NDArray[Any] | None:
     """The row-major kernel offset of each window's first maximum, (N, C, *out); None where the general path is needed.
 
     A running maximum that is replaced only by a strictly greater element ends at the first
@@ -205,7 +205,7 @@ def _first_max_offsets(x: NDArray[Any], grid: WindowGrid, index_dtype: np.dtype[
     return reads.outputs(index)
 
 
-def _flat_positions(x_shape: tuple[int, ...], grid: WindowGrid) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+def flat_positions(x_shape: tuple[int, ...], grid: WindowGrid) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Flat indices into a C-contiguous x: of each window's first element (an (N, C, *out) array,
     negative where the window starts in padding), and each kernel offset's shift from it.
 
@@ -247,11 +247,11 @@ def _max_gradient_by_index(dx: NDArray[Any], x: NDArray[Any], dy: NDArray[Any], 
     the same dx.
     """
     index_dtype = np.dtype(np.uint8) if len(grid.offsets) <= 256 else np.dtype(np.int32)
-    index = _first_max_offsets(x, grid, index_dtype)
+    index = first_max_offsets(x, grid, index_dtype)
     if index is None:
         _route_max_gradient(dx, x, dy, grid)
         return
-    start, shift = _flat_positions(x.shape, grid)
+    start, shift = flat_positions(x.shape, grid)
     # Reversing every axis reverses the flat order; with disjoint windows an element gets at most
     # one gradient, so the order does not matter and the copies are saved.
     order = (slice(None, None, -1),) * index.ndim if windows_overlap(grid) else ()

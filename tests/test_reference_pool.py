@@ -484,7 +484,7 @@ def test_max_backward_by_index_matches_the_general_path(case: PoolCase, special:
     pool_module._max_gradient_by_index(fast, x, dy, grid)
     assert_same(fast, general, "dx", case.snippet("max_pool_backward"))
     y = reference.max_pool_forward(x, **case.params.max_pool_kwargs())
-    index = pool_module._first_max_offsets(x, grid, np.dtype(np.uint8))
+    index = pool_module.first_max_offsets(x, grid, np.dtype(np.uint8))
     if y.size and not y.min() > -np.inf:  # a NaN or -inf maximum: the general path's job
         assert index is None, case.snippet("max_pool_backward")
         return
