@@ -8,8 +8,10 @@ Every max- and average-pooling problem of the built-in shape sets, float64, in t
 modes: forward (PyTorch without autograd), backward (the protocol's backward call,
 which recomputes the forward, against PyTorch's autograd backward alone, which reuses
 the indices its forward saved) and fwd+bwd (one forward and one backward call; for
-PyTorch one forward with autograd and one backward). The contenders' calls alternate
-round by round; each ratio is the median over rounds of (reference / PyTorch).
+PyTorch one forward with autograd and one backward); and every max_pool_indices
+problem, forward only (PyTorch's pooling with ``return_indices=True``). The
+contenders' calls alternate round by round; each ratio is the median over rounds of
+(reference / PyTorch).
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ def _reference_calls(module: ModuleType, named: NamedProblem) -> dict[str, Call]
     p = named.problem
     inputs = make_inputs(p, "float64")
     kwargs = call_kwargs(p)
+    if p.op == "max_pool_indices":
+        indices = module.max_pool_indices
+        return {"forward": lambda: indices(inputs.x, **kwargs)}
     forward = getattr(module, f"{p.op}_forward")
     backward = getattr(module, f"{p.op}_backward")
     return {
@@ -56,6 +61,13 @@ def _torch_calls(named: NamedProblem) -> dict[str, Call]:
     inputs = make_inputs(p, "float64")
     x, dy = torch.from_numpy(inputs.x), torch.from_numpy(inputs.dy)
     pads = [lo for lo, _ in p.padding]
+    if p.op == "max_pool_indices":
+        with_indices = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[p.ndim - 1]
+
+        def indices() -> object:
+            with torch.no_grad():
+                return with_indices(x, p.kernel, p.stride, pads, p.dilation, p.ceil_mode, return_indices=True)
+        return {"forward": indices}
     if p.op == "max_pool":
         pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[p.ndim - 1]
 
@@ -104,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|" + "---|" * 4 + "---:|" * (head.count("|") - 5))
     for set_name, rows in SHAPE_SETS.items():
         for named in rows:
-            if named.problem.op not in ("max_pool", "avg_pool") or args.only not in named.descriptor:
+            if named.problem.op not in ("max_pool", "avg_pool", "max_pool_indices") or args.only not in named.descriptor:
                 continue
             contenders = ([_reference_calls(before, named)] if before else []) + [
                 _reference_calls(reference, named), _torch_calls(named)]
-            for mode in MODES:
+            for mode in (m for m in MODES if m in contenders[-1]):
                 calls = [c[mode] for c in contenders]
                 for call in calls:
                     call()
