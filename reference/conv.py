@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 import spec
 from reference.blas import with_blas_threads
-from reference.windows import WindowGrid, pad_if_needed, window_grid, window_view
+from reference.windows import WindowGrid, pad_if_needed, tiles_input, window_grid, window_view
 from spec import Array, Padding
 
 #: Output positions per sample from which the forward product and dcols run per sample
@@ -77,6 +77,17 @@ def _im2col(x: Array, grid: WindowGrid, groups: int, dtype: np.dtype[Any], *, ba
 def _col2im(dcols: NDArray[Any], grid: WindowGrid, x_shape: tuple[int, ...], groups: int) -> NDArray[Any]:
     """dx: each (N, G, Cg * K, P) column gradient added to the input element its window read there."""
     n, c = x_shape[:2]
+    if tiles_input(grid):
+        # Disjoint windows (stride == kernel, no padding: the U-Net's 2x2/2 up-convolutions, whose forward
+        # is this col2im): every element receives at most one entry, so col2im is one copy through the
+        # window view instead of K accumulating passes over dx (measured 1.2-1.5x faster on those layers).
+        covered = all(o * k == size for o, k, size in zip(grid.out_spatial, grid.kernel_size, x_shape[2:]))
+        dx = (np.empty if covered else np.zeros)(x_shape, dtype=dcols.dtype)
+        ndim = len(grid.spatial)
+        entries = dcols.reshape(n, c, *grid.kernel_size, *grid.out_spatial)  # (N, C, *K, *out)
+        order = (0, 1, *range(2 + ndim, 2 + 2 * ndim), *range(2, 2 + ndim))
+        window_view(dx, grid, writeable=True)[...] = entries.transpose(order)
+        return dx
     dx = np.zeros(x_shape, dtype=dcols.dtype)
     dxg = dx.reshape(n, groups, c // groups, *x_shape[2:])
     windows = dcols.reshape(n, groups, c // groups, len(grid.offsets), *grid.out_spatial)

@@ -130,6 +130,33 @@ def test_backward_matches_loop(case: Case, seed: int) -> None:
         np.testing.assert_array_equal(a, e, err_msg=name)
 
 
+@pytest.mark.parametrize(
+    ("spatial", "kernel", "stride", "padding", "output_padding", "groups"),
+    [
+        ((12, 11), (2, 2), (2, 2), ((0, 0), (0, 0)), (0, 0), 1),  # the U-Net up-convolution: windows tile y
+        ((12, 11), (2, 3), (2, 3), ((0, 0), (0, 0)), (1, 2), 2),  # tiling, with output_padding's untouched tail
+        ((12, 11), (3, 3), (2, 2), ((1, 1), (1, 0)), (1, 0), 2),  # overlapping windows, padding
+        ((3, 3), (2, 2), (2, 2), ((0, 0), (0, 0)), (1, 1), 1),    # few positions per sample: batch-minor products
+    ],
+)
+def test_layer_sized_calls_match_loop(
+    spatial: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...], padding: tuple[tuple[int, int], ...],
+    output_padding: tuple[int, ...], groups: int,
+) -> None:
+    """Past 128 input positions per sample the backward runs per-sample products; tiling windows are one copy."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(-3, 4, (3, 2 * groups, *spatial)).astype(np.float64)
+    w = rng.integers(-3, 4, (2 * groups, 2, *kernel)).astype(np.float64)
+    b = rng.integers(-3, 4, 2 * groups).astype(np.float64)
+    params = ConvTransposeParams(stride, padding, output_padding, (1, 1), groups)
+    y = reference.conv_transpose_forward(x, w, b, **params._asdict())
+    np.testing.assert_array_equal(y, loop_conv_transpose(x, w, b, params))
+    dy = rng.integers(-3, 4, y.shape).astype(np.float64)
+    got = reference.conv_transpose_backward(x, w, dy, **params._asdict())
+    for name, a, e in zip(("dx", "dw", "db"), got, loop_conv_transpose_backward(x, w, dy, params)):
+        np.testing.assert_array_equal(a, e, err_msg=name)
+
+
 @FAST
 @given(cases(), st.integers(0, 2**32 - 1))
 def test_forward_is_the_conv_input_gradient(case: Case, seed: int) -> None:
