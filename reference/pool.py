@@ -112,12 +112,12 @@ def _fold_windows(y: NDArray[Any], x: NDArray[Any], grid: WindowGrid, combine: n
     """
     reads = offset_reads(x, grid, fill)
     buffer = y if reads.rows is None else np.empty(reads.buffer_shape, dtype=y.dtype)
-    start_from_copy = reads.first_covers_buffer()
+    start_from_copy = reads.first_covers_outputs()
     if not start_from_copy:
         buffer.fill(fill)
     for k, (region, window) in enumerate(reads.reads):
         if k == 0 and start_from_copy:
-            np.copyto(buffer, window)
+            np.copyto(buffer[region], window)
         else:
             combine(buffer[region], window, out=buffer[region])
     if buffer is not y:
@@ -183,7 +183,7 @@ def first_max_offsets(x: NDArray[Any], grid: WindowGrid, index_dtype: np.dtype[A
     would tie with the -inf padding).
     """
     reads = offset_reads(x, grid, -np.inf)
-    starts_full = reads.first_covers_buffer()
+    starts_full = reads.first_covers_outputs()
     best = np.empty(reads.buffer_shape, dtype=x.dtype)
     if not starts_full:
         best.fill(-np.inf)
@@ -193,7 +193,7 @@ def first_max_offsets(x: NDArray[Any], grid: WindowGrid, index_dtype: np.dtype[A
     bytes_ = index_dtype == np.uint8
     for offset, (region, window) in enumerate(reads.reads):
         if offset == 0 and starts_full:  # every window starts here: nothing to compare yet
-            np.copyto(best, window)
+            np.copyto(best[region], window)
             continue
         running, gt, s, at = best[region], replaced[region], step[region], index[region]
         np.greater(window, running, out=gt)

@@ -287,10 +287,20 @@ def split_phases(x: NDArray[Any], grid: WindowGrid, fill: float) -> NDArray[Any]
     shape = (*x.shape[:2], *phase_shape(grid))
     if _is_identity(grid):
         return x.reshape(shape)
-    blocks = shape[2 + len(grid.stride):]
-    covered = not any(grid.pad_before) and all(b * s == n for b, s, n in zip(blocks, grid.stride, grid.spatial))
-    # Fill only when some block position holds no element of x (padding or the ceil-mode overhang).
-    phases = np.empty(shape, dtype=x.dtype) if covered else np.full(shape, fill, dtype=x.dtype)
+    # Fill only the slabs of blocks that hold no element of x (padding, the ceil-mode overhang),
+    # not the whole array, whose elements the copies below then write a second time.
+    phases = np.empty(shape, dtype=x.dtype)
+    ndim = len(grid.stride)
+    for d, (n, s, lo) in enumerate(zip(grid.spatial, grid.stride, grid.pad_before)):
+        for p in range(s):
+            first = (p - lo) % s  # as in _phase_copies
+            count = len(range(first, n, s))
+            start = (first + lo) // s if count else 0
+            for outside in (slice(0, start), slice(start + count, shape[2 + ndim + d])):
+                if outside.start < outside.stop:
+                    slab: list[int | slice] = [slice(None)] * len(shape)
+                    slab[2 + d], slab[2 + ndim + d] = p, outside
+                    phases[tuple(slab)] = fill
     for target, source in _phase_copies(grid):
         phases[_LEAD + target] = x[_LEAD + source]
     return phases
@@ -364,9 +374,10 @@ class OffsetReads(NamedTuple):
         shape, crop = self.rows
         return buffer.reshape(shape)[crop]
 
-    def first_covers_buffer(self) -> bool:
-        """Whether the first offset's region is the whole buffer (a running result can start from a copy of it)."""
-        return bool(self.reads) and self.reads[0][1].shape == self.buffer_shape
+    def first_covers_outputs(self) -> bool:
+        """Whether the first offset's region holds every output (a running result can start as a copy of it):
+        always for runs, whose buffer tail past the run holds no output."""
+        return bool(self.reads) and (self.rows is not None or self.reads[0][1].shape == self.buffer_shape)
 
 
 def offset_reads(x: NDArray[Any], grid: WindowGrid, fill: float) -> OffsetReads:
