@@ -208,6 +208,36 @@ def tiles_input(grid: WindowGrid) -> bool:
     )
 
 
+def reduce_tiles(x: NDArray[Any], grid: WindowGrid, combine: np.ufunc) -> NDArray[Any]:
+    """(N, C, *out_spatial): ``combine`` reduced over each tile, for windows that tile the input
+    (:func:`tiles_input`); the inverse of :func:`repeat_tiles`.
+
+    One spatial axis at a time, the last first: the last axis's k passes are long strided loops
+    over the whole array, the others run over contiguous rows, instead of K passes whose
+    innermost loop is one output row (16 elements of a 32^3 volume). The reduction pairs
+    elements per axis rather than in row-major order, which changes a sum's rounding (within
+    the accuracy bound, AVGPOOL-C14) but not a maximum.
+
+    >>> g = window_grid((2, 5), kernel_size=(2, 2), stride=(2, 2), padding=((0, 0),) * 2, dilation=(1, 1),
+    ...                 out_spatial=(1, 2))
+    >>> reduce_tiles(np.arange(10.0).reshape(1, 1, 2, 5), g, np.add).tolist()    # column 4 is read by no window
+    [[[[12.0, 20.0]]]]
+    """
+    result = x[_LEAD + tuple(slice(0, o * k) for o, k in zip(grid.out_spatial, grid.kernel_size))]
+    for axis in reversed(range(2, x.ndim)):
+        k = grid.kernel_size[axis - 2]
+        if k == 1:
+            continue
+        shape = result.shape
+        lead, o, inner = math.prod(shape[:axis]), shape[axis] // k, math.prod(shape[axis + 1:])
+        tiles = result.reshape(lead, o, k, inner)
+        reduced = combine(tiles[:, :, 0, :], tiles[:, :, 1, :])
+        for j in range(2, k):
+            combine(reduced, tiles[:, :, j, :], out=reduced)
+        result = reduced.reshape(*shape[:axis], o, *shape[axis + 1:])
+    return result
+
+
 def repeat_tiles(values: NDArray[Any], grid: WindowGrid) -> NDArray[Any]:
     """(N, C, *spatial): each window's value in every element of its tile, for windows that tile the
     input (:func:`tiles_input`); 0 in the remainder no window reads.

@@ -541,3 +541,22 @@ def test_tiled_average_pool_backward_matches_the_per_offset_spread(shape: tuple[
     np.testing.assert_array_equal(reference.avg_pool_backward(x, dy, **p._asdict()), spread)
     np.testing.assert_array_equal(reference.avg_pool_backward(x, dy, **p._asdict()),
                                   loop_avg_pool_backward(x, dy, p))
+
+
+@pytest.mark.parametrize(("shape", "kernel"), [((1, 2, 8, 9), (2, 3)), ((2, 1, 7), (3,)), ((1, 1, 5, 4, 6), (2, 1, 4)),
+                                               ((0, 2, 4), (2,))])
+def test_tiles_reduced_axis_by_axis_match_the_fold_over_offsets(shape: tuple[int, ...], kernel: tuple[int, ...]) -> None:
+    """Disjoint windows (remainders included): the same maxima as the row-major fold, sums within rounding."""
+    x = np.random.default_rng(6).integers(-4, 5, shape).astype(np.float64)
+    x.reshape(-1)[::5] = -0.0
+    p = spec.pool_params(shape[2:], kernel)
+    grid = win.window_grid(shape[2:], kernel_size=p.kernel_size, stride=p.stride, padding=p.padding,
+                           dilation=p.dilation, out_spatial=loop_out_shape(x, p)[2:])
+    assert win.tiles_input(grid)
+    y = np.empty(loop_out_shape(x, p))
+    pool_module._fold_windows(y, x, grid, np.maximum, -np.inf)
+    assert_same(win.reduce_tiles(x, grid, np.maximum), y, "max", str(shape))
+    assert_same(reference.max_pool_forward(x, **p.max_pool_kwargs()), loop_max_pool(x, p), "y", str(shape))
+    x += np.random.default_rng(7).standard_normal(shape)
+    pool_module._fold_windows(y, x, grid, np.add, 0.0)
+    np.testing.assert_allclose(win.reduce_tiles(x, grid, np.add), y, rtol=1e-14, atol=1e-14)
