@@ -16,7 +16,8 @@ then transposed into y.) Backward: ``cols`` laid out
 group-major over the whole batch gives dW = dY . colsᵀ (the correlation of X with
 dY) in one product per group, db sums dY over batch and space, and
 dcols = Wᵀ . dY is added back offset by offset into the unpadded dx (col2im: the
-full convolution of dY, zero-inserted by the stride, with W).
+full convolution of dY, zero-inserted by the stride, with W); when the windows
+tile the input (stride == kernel, no padding) col2im is one copy instead.
 
 The products run on one BLAS thread by default (:mod:`reference.blas`): on a
 shared machine OpenBLAS's threads wait for each other on every product, and a busy
