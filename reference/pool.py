@@ -10,29 +10,36 @@ the padded input (``count_include_pad=True``; the ceil-mode overhang is never
 counted) or inside the real input (``False``; a window with no real element
 then outputs NaN = 0/0 and routes its gradient nowhere).
 
-Speed (each choice measured on the float64 pooling layers of ResNet-50, VGG-16 and
-a 3-D U-Net against PyTorch's CPU kernels; docs/performance.md has the tables):
+Speed (each choice measured on the float64 pooling layers of ResNet-50, VGG-16, a 3-D
+U-Net and the 1-D audio nets against PyTorch's CPU kernels, one thread each;
+docs/performance.md has the tables). The semantics above live in one place, the loop over
+kernel offsets of :mod:`reference.windows`; every fast path below computes the same
+results (bitwise for maxima, indices and the max-pool gradient; sums within the accuracy
+bound) and is tested against that loop:
 
-* Every operation is a short loop over kernel offsets, each step one NumPy pass
-  over a strided slice of x (:mod:`reference.windows`). On a large input each
-  pass streams x from memory again; so the passes run on blocks of (sample,
-  channel) planes of about :data:`CACHE_BLOCK_BYTES`, which stay in the CPU
-  cache across the K passes (2-3x faster backward, 1.5-3x forward). Planes are
-  independent, so blocking changes no result.
-* Global average pooling (one window covering the input) is one contiguous sum per
-  plane instead of H * W strided passes over single elements; an average pool whose
-  windows tile the input (stride == kernel, no padding) writes its backward's shares
-  in one broadcast through the window view.
+* Every operation is a short loop over kernel offsets, each step one NumPy pass over
+  what the windows read there (:func:`reference.windows.offset_reads`). On a large input
+  each pass streams x from memory again; so the passes run on blocks of (sample, channel)
+  planes of about :data:`CACHE_BLOCK_BYTES`, which stay in the CPU cache across the K
+  passes (2-3x faster backward, 1.5-3x forward; 256 KiB and 2-4 MiB blocks were 5-40%
+  slower). Planes are independent, so blocking changes no result.
+* Overlapping windows in 2-D and 3-D read contiguous runs of x split by stride phase
+  (one copy, then one pass per offset over a whole plane instead of one output row at a
+  time: 2.6x faster per pass). Disjoint windows read x's strided slices, or reduce
+  axis by axis (:func:`reference.windows.reduce_tiles`, 15-30% faster forwards).
+* Global average pooling (one window covering the input) is one ``einsum`` row sum per
+  plane (2.2x faster than ``ndarray.sum``'s pairwise sum on 7x7 planes), its backward one
+  broadcast; a tiled average pool's backward repeats each share axis by axis
+  (:func:`reference.windows.repeat_tiles`, 2x faster than a broadcast through the window view).
 * Max-pool backward is where PyTorch is fastest: its forward saves each window's argmax and
-  its backward only scatters. The protocol's backward is given x alone, so it finds the
-  indices again in one pass per kernel offset (a running maximum replaced only by strictly
-  greater elements, which ends at the first maximum) and scatters dy with one
-  ``np.bincount`` over flat indices (:func:`_max_gradient_by_index`). Where windows overlap
-  with a stride > 1, the offsets read x split by stride phase, contiguous
-  (:func:`reference.windows.offset_reads`). A NaN or -inf maximum (or an empty window) falls
-  back to the general path, which routes by equality with the element rule's selected value
-  offset by offset. Masked stores (``np.copyto(where=)``, ``np.where``) were measured 3-10x
-  slower per element than the byte arithmetic the index loop uses instead.
+  its backward only scatters. The protocol's backward is given x and dy alone, so it must
+  find the maxima again: one pass per kernel offset (a running maximum replaced only by
+  strictly greater elements, which ends at the first maximum, :func:`first_max_offsets`),
+  then one ``np.add.at`` of dy over flat indices per block (:func:`_max_gradient_by_index`).
+  A block with a NaN or -inf maximum (or an empty window) takes the general path, which
+  routes by equality with the element rule's selected value offset by offset. Masked stores
+  (``np.copyto(where=)``, ``np.where``) were measured 3-10x slower per element than the byte
+  arithmetic the index loop uses instead.
 """
 
 from __future__ import annotations

@@ -9,6 +9,12 @@ operation on one slice: no loop over batch or output positions. Where one pass i
 better (im2col, global pooling), :func:`window_view` gives all the windows at once
 as a strided view, copied or reduced by a single NumPy call.
 
+The rest lays the same reads out for speed, never changing which elements a window
+reads: :func:`offset_reads` gives each offset's slice either as it is or as one
+contiguous run of x split by stride phase (:func:`split_phases`, :class:`PhaseRuns`);
+for windows that tile the input, :func:`reduce_tiles` and :func:`repeat_tiles` go
+axis by axis.
+
 >>> g = window_grid((5,), kernel_size=(2,), stride=(2,), padding=((0, 0),), dilation=(1,), out_spatial=(3,))
 >>> g.pad_after       # ceil mode's third window overhangs the input by one element
 (1,)
