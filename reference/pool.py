@@ -326,8 +326,8 @@ def avg_pool_forward(
         # Global pooling: one reduction per plane, where a pass per offset would take K = H * W
         # strided passes over single elements. einsum's row sums were measured 2.2x faster than
         # ndarray.sum's pairwise ones on ResNet-50's 7x7 planes (the order of the additions is the
-        # accuracy bound's business, AVGPOOL-C14, not the spec's). A reduction over a window view
-        # with small trailing axes (e.g. 2x2x2 tiles) is slower than the passes: not used there.
+        # accuracy bound's business, AVGPOOL-C14, not the spec's). Over a window view with small
+        # trailing axes (2x2x2 tiles) einsum was slower than the passes: tiles use reduce_tiles.
         planes = x.reshape(*out_shape[:2], math.prod(grid.spatial)).astype(dtype, copy=False)
         total = np.einsum("ncj->nc", planes).reshape(out_shape)
     else:
@@ -347,7 +347,9 @@ def avg_pool_backward(
     dtype = compute_dtype(x.dtype)
     divisor = _divisor(grid, padding, count_include_pad).astype(dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(divisor > 0, dy.astype(dtype) / divisor, 0)
+        share = dy.astype(dtype, copy=False) / divisor
+    if not divisor.all():  # a window with no counted position (all padding, count_include_pad=False) routes nothing
+        share[np.broadcast_to(divisor == 0, share.shape)] = 0
     if covers_input(grid):  # global pooling: one share per plane, written in one broadcast
         dx = np.empty(x.shape, dtype=dtype)
         dx.reshape(*x.shape[:2], math.prod(grid.spatial))[...] = share.reshape(*x.shape[:2], 1)
