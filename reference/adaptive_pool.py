@@ -8,12 +8,14 @@ reductions, each over one range per output along one axis (:func:`_reduce_along`
 
 * ranges of one length ``k`` tiling the axis (``o`` divides ``n``; then adaptive
   pooling is fixed-window pooling with kernel = stride = ``k``, ADAPTIVE-C4) are a
-  reshape to ``(..., o, k, ...)`` and one reduction of the ``k`` axis, with no copy
-  and no index: the PSPNet bins and the global pooling of ResNet-50's head, whose
-  data are large;
+  reshape to ``(..., o, k, ...)``, with no copy and no index: a sum reduces its ``k``
+  axis in one einsum (the PSPNet bins, whose data are large), a max takes ``k``
+  passes over its views;
 * otherwise a short loop over offsets ``j`` below the longest range, each step one
-  gather of every range's ``j``-th element (``np.take``) combined into the running
-  result (a range shorter than ``j + 1`` keeps its result).
+  gather of every range's ``j``-th element (``np.take``, on a planes-last copy)
+  combined into the running result (a range shorter than ``j + 1`` keeps its result).
+
+Global pooling (ResNet-50's head) is one reduction over each flattened plane.
 
 The average's backward is a reduction of the same kind: the element at position ``p``
 receives the share of every window covering it, and the windows covering ``p`` are a
