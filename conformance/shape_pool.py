@@ -21,16 +21,29 @@ choices taken from a generator seeded by the run's ``--seed``:
 * an integer choice is one of its bounds a third of the time and, in wide
   ranges, often a power of two or one off it (4 ± 1, ..., 64 ± 1: where
   blocked and vectorised kernels change code path); uniform otherwise;
-* of six candidates per entry, the pool keeps those that cover the most
-  edge cases not yet covered (:func:`features`: per axis a kernel, stride or
-  dilation above one, padding before, after or uneven, a single output,
-  strides longer than the window, overlapping windows, sizes next to a power
-  of two; windows entirely in padding; groups; ceil mode adding a window, with
-  each ``count_include_pad``; a bias; square and non-square linear layers);
+* of 96 candidates, the pool keeps those that cover the most edge cases not
+  yet covered (:func:`features`: per axis a kernel, stride or dilation above
+  one, padding before, after or uneven, a single output, strides longer than
+  the window, overlapping windows, sizes next to a power of two, prime sizes; windows
+  entirely in padding; groups, with several channels each; ceil mode adding a window, with each
+  ``count_include_pad``; a bias; square and non-square linear layers). Six
+  problems chosen from 96 cover as many of these as eight chosen from 48 did,
+  with a quarter fewer compilations;
+* half a max-pooling pool has no dilation: a backend may lack the backward
+  of a dilated max pool (JAX does), and would otherwise check its backward on
+  the minimal problem alone;
 * a narrowed variant's pool (``ceil_mode=True``, single-channel 2-D) holds half as many
   problems: it serves one rule, and its shapes are compilations of their own;
 * pooled problems have a batch of at least one: the ``empty-batch`` rule
   builds N = 0 itself, as ``empty-windows`` builds windows entirely in padding.
+
+Rules that build shapes of their own from pooled ones (an empty batch, an
+invalid call, a window entirely in padding, a dimension shorter than the
+kernel) compile each of them too, so they draw on fewer (``few``, see
+:func:`pooled`: the pool's minimal problem and those covering the most edge
+cases), and a rule's own change to a pooled problem is made once per pooled
+problem with seeded choices (:func:`derived`), not per example. Fixed pools of
+rules (the large shapes) are sampled by :func:`rotation`.
 
 The pool is sorted from the smallest problem up, so Hypothesis shrinks a
 failure towards the smallest pooled shape that still fails.
@@ -49,17 +62,17 @@ from typing import Any, TypeVar
 import numpy as np
 
 import spec
-from conformance.strategies import Problem, build_problem
+from conformance.strategies import Problem, Variant, build_problem
 from spec import Capabilities, OpName
 
 _T = TypeVar("_T")
 
 #: Problems per (operation, dtype, rule variant), by profile.
-POOL_SIZES: dict[str, int] = {"quick": 4, "ci": 8, "thorough": 32}
+POOL_SIZES: dict[str, int] = {"quick": 4, "ci": 6, "thorough": 32}
 #: Powers of two, whose neighbours are where blocked and vectorised kernels change code path.
 _BLOCKS = (4, 8, 16, 32, 64)
-#: Candidates drawn per pool entry; the pool keeps those that cover the most edge cases.
-_CANDIDATES = 6
+#: Candidates drawn for a pool (at least six per entry); the pool keeps those that cover the most edge cases.
+_CANDIDATES = 96
 
 
 @dataclass(frozen=True)
@@ -139,8 +152,12 @@ class _Seeded:
         return value if self._rng.random() < 0.5 else self.integer(low, high)
 
 
-def pooled(op: OpName, caps: Capabilities, dtype: str, kwargs: dict[str, Any]) -> list[Problem]:
-    """The pool of ``op`` in ``dtype`` narrowed by the strategy's ``kwargs``, for the current settings."""
+def pooled(op: OpName, caps: Capabilities, dtype: str, kwargs: dict[str, Any], few: int = 1) -> list[Problem]:
+    """The pool of ``op`` in ``dtype`` narrowed by the strategy's ``kwargs``, for the current settings.
+
+    With ``few`` > 1, a part of it: ``len(pool) // few`` problems (at least two), the minimal one and
+    those covering the most edge cases, for rules whose every case is a shape the others never call.
+    """
     settings = _SETTINGS.get()
     # Capabilities may hold a dict (not hashable): the cache is keyed by its repr.
     key = (op, repr(caps), dtype, repr(sorted(kwargs.items())), settings.seed, settings.size)
@@ -149,11 +166,46 @@ def pooled(op: OpName, caps: Capabilities, dtype: str, kwargs: dict[str, Any]) -
         # a compilation the main pool does not share: half as many (its features are fewer to cover).
         size = settings.size if not kwargs else max(2, settings.size // 2)
         _POOLS[key] = _pool(op, caps, dtype, tuple(sorted(kwargs.items())), settings.seed, size)
-    return list(_POOLS[key])
+    pool = list(_POOLS[key])
+    if few <= 1 or len(pool) <= 2:
+        return pool
+    return sorted(_select(pool, max(2, len(pool) // few)), key=_size)
+
+
+def derived(name: str, base: Sequence[Problem], variant: Variant) -> list[Problem]:
+    """``variant`` of each problem of ``base``, its choices seeded by the run's seed, ``name`` and the slot.
+
+    A rule that changes the problems it draws (a dimension shorter than the kernel, a window in padding)
+    then calls as many shapes as the pool has, whatever its number of examples. ``variant`` gets the slot
+    (0, 1, ...) to alternate what it builds; drawn by Hypothesis, it gets None and draws that too.
+    """
+    settings = _SETTINGS.get()
+    out = []
+    for slot, problem in enumerate(base):
+        stream = zlib.crc32(f"{name}/{problem.describe()}".encode())
+        out.append(variant(_Seeded(np.random.default_rng([settings.seed & 0xFFFFFFFF, stream, slot])), problem, slot))
+    return out
+
+
+def rotation(problems: Sequence[_T], key: str, share: int = 8) -> list[_T]:
+    """``size // share`` consecutive items of a fixed list (at least one, so one in ``ci``), from where the
+    run's seed and ``key`` point: another seed, or another dtype or operation in ``key``, starts elsewhere.
+
+    For a rule's fixed problems (the large shapes), each a compilation of its own and the costliest ones.
+    """
+    settings = _SETTINGS.get()
+    count = min(len(problems), max(1, settings.size // share))
+    start = (settings.seed + zlib.crc32(key.encode())) % len(problems)
+    return [problems[(start + k) % len(problems)] for k in range(count)]
 
 
 def _size(problem: Problem) -> int:
     return math.prod(problem.x_shape) + (math.prod(problem.w_shape) if problem.w_shape is not None else 0)
+
+
+def _prime(n: int) -> bool:
+    """A prime of at least 5: a size no tile, vector width or unrolling divides."""
+    return n >= 5 and all(n % k for k in range(2, math.isqrt(n) + 1))
 
 
 def features(problem: Problem) -> set[tuple[Any, ...]]:
@@ -178,6 +230,8 @@ def features(problem: Problem) -> set[tuple[Any, ...]]:
                 out.add(("width", "block"))
             elif n > 16:
                 out.add(("width", "odd"))
+            if _prime(n):
+                out.add(("width", "prime"))
         return out
     p, rank = problem.params, problem.spatial_rank
     out.add(("rank", rank))
@@ -194,7 +248,7 @@ def features(problem: Problem) -> set[tuple[Any, ...]]:
                                                         p["padding"], sizes)):
         flags = {"kernel>1": k > 1, "stride>1": s > 1, "dilation>1": d > 1, "pad-before": lo > 0, "pad-after": hi > 0,
                  "asymmetric": lo != hi, "one-output": o == 1, "stride>kernel": s > k, "overlap": s < (k - 1) * d + 1,
-                 "wide": n > 8, "near-block": any(abs(n - b) <= 1 for b in _BLOCKS[1:])}
+                 "wide": n > 8, "near-block": any(abs(n - b) <= 1 for b in _BLOCKS[1:]), "prime": _prime(n)}
         out |= {(name, axis) for name, on in flags.items() if on}
         if "output_padding" in p and p["output_padding"][axis] > 0:
             out.add(("output-padding", axis))
@@ -206,6 +260,8 @@ def features(problem: Problem) -> set[tuple[Any, ...]]:
         out |= {("groups>1",)} if groups > 1 else set()
         out |= {("w.shape[1]>1",)} if problem.w_shape[1] > 1 else set()
         out |= {("w.shape[0]/groups>1",)} if problem.w_shape[0] // groups > 1 else set()
+        if groups > 1 and problem.w_shape[1] > 1 and problem.w_shape[0] // groups > 1:
+            out.add(("groups of several channels",))  # where mixing up channels of different groups shows
         return out
     if problem.x_shape[1] > 1:
         out.add(("channels>1",))
@@ -219,16 +275,18 @@ def features(problem: Problem) -> set[tuple[Any, ...]]:
     return out
 
 
-def _select(candidates: list[Problem], size: int) -> list[Problem]:
-    """``size`` candidates, greedily covering the most features not yet covered (the first candidate first)."""
-    chosen, covered = [candidates[0]], features(candidates[0])
-    rest = candidates[1:]
-    while rest and len(chosen) < size:
+def _select(candidates: list[Problem], size: int, chosen: Sequence[Problem] = ()) -> list[Problem]:
+    """``size`` problems: ``chosen`` (else the first candidate), then greedily those covering the most features
+    not yet covered."""
+    picked = list(chosen) or [candidates[0]]
+    covered = set().union(*(features(c) for c in picked))
+    rest = [c for c in candidates if c not in picked]
+    while rest and len(picked) < size:
         gains = [len(features(c) - covered) for c in rest]
         best = max(range(len(rest)), key=lambda i: (gains[i], -i))  # ties: the earlier candidate
         covered |= features(rest[best])
-        chosen.append(rest.pop(best))
-    return chosen
+        picked.append(rest.pop(best))
+    return picked
 
 
 _POOLS: dict[tuple[Any, ...], tuple[Problem, ...]] = {}
@@ -241,7 +299,7 @@ def _pool(op: OpName, caps: Capabilities, dtype: str, kwargs: tuple[tuple[str, A
     ranks = [0] if not spatial else [narrowing["rank"]] if "rank" in narrowing else sorted(caps.spatial_ranks)
     found = {(least := build_problem(_Least(), op, caps, dtype, **narrowing)).describe(): least}
     stream = zlib.crc32(f"{op}/{dtype}/{kwargs!r}".encode())
-    for index in range(1, _CANDIDATES * size):
+    for index in range(1, max(_CANDIDATES, 6 * size)):
         slot = index - 1
         extra: dict[str, Any] = {"large": (slot // len(ranks)) % 2 == 1}
         if spatial and "rank" not in narrowing:
@@ -249,7 +307,14 @@ def _pool(op: OpName, caps: Capabilities, dtype: str, kwargs: tuple[tuple[str, A
         rng = np.random.default_rng([seed & 0xFFFFFFFF, stream, index])
         problem = build_problem(_Seeded(rng), op, caps, dtype, **narrowing, **extra)
         found.setdefault(problem.describe(), problem)
-    return tuple(sorted(_select(list(found.values()), size), key=_size))
+    candidates = list(found.values())
+    chosen: list[Problem] = []
+    if spec.OPERATIONS[op].selects and spec.OPERATIONS[op].dilation_field is not None:
+        # A backend may lack the backward of a dilated max pool (JAX has no VJP for it): half the pool has
+        # no dilation, so that its backward is still checked on several shapes, not on the minimal one alone.
+        chosen = _select([c for c in candidates if set(c.params["dilation"]) == {1}], (size + 1) // 2)
+    return tuple(sorted(_select(candidates, size, chosen), key=_size))
 
 
-__all__ = ["POOL_SIZES", "PoolSettings", "features", "pool_settings", "pooled", "restore_pool_settings", "use_pool_settings"]
+__all__ = ["POOL_SIZES", "PoolSettings", "derived", "features", "pool_settings", "pooled", "restore_pool_settings",
+           "rotation", "use_pool_settings"]

@@ -398,19 +398,47 @@ def _drawn_problems(draw: st.DrawFn, op: OpName, caps: Capabilities, dtype: str,
     return build_problem(_Drawn(draw), op, caps, dtype, **kwargs)
 
 
-def problems(op: OpName, caps: Capabilities, dtype: str, **kwargs: Any) -> st.SearchStrategy[Problem]:
+def problems(op: OpName, caps: Capabilities, dtype: str, *, few: int = 1, **kwargs: Any) -> st.SearchStrategy[Problem]:
     """Valid problems of any operation inside ``caps``, built valid (sizes drawn after the parameters they fit).
 
     Keyword arguments narrow them: ``rank``, ``max_batch``, and ``single_channel`` (conv, conv_transpose) or
     ``ceil_mode`` (pooling with a kernel); see :data:`BUILDERS`.
     For a backend that declares ``compiles_per_shape``, the problems come from a small fixed pool instead
-    (:func:`conformance.shape_pool.pooled`), so that each shape compiles once while values vary.
+    (:func:`conformance.shape_pool.pooled`), so that each shape compiles once while values vary; with
+    ``few`` > 1 from a part of it (a ``few``-th, at least two problems), for a rule that derives shapes
+    no other rule calls (an empty batch, invalid calls). ``few`` changes nothing for other backends.
     """
     if caps.compiles_per_shape:
         from conformance.shape_pool import pooled
 
-        return st.sampled_from(pooled(op, caps, dtype, kwargs))
+        return st.sampled_from(pooled(op, caps, dtype, kwargs, few))
     return _drawn_problems(op, caps, dtype, kwargs)
+
+
+#: A rule's own change to a drawn problem: (choices, problem, slot) -> problem. The slot is None when
+#: Hypothesis draws the choices, and the problem's place in its pool when they are seeded (see
+#: :func:`conformance.shape_pool.derived`), so that a variant can alternate what it builds.
+Variant: TypeAlias = Callable[[Choices, Problem, int | None], Problem]
+
+
+@st.composite
+def _drawn_variants(draw: st.DrawFn, base: st.SearchStrategy[Problem], variant: Variant) -> Problem:
+    return variant(_Drawn(draw), draw(base), None)
+
+
+def variant_problems(op: OpName, caps: Capabilities, dtype: str, variant: Variant, *, name: str, few: int = 1,
+                     **kwargs: Any) -> st.SearchStrategy[Problem]:
+    """``variant`` of problems of ``op`` (as :func:`problems` draws them with ``few`` and ``kwargs``).
+
+    For a backend that compiles per shape, the variant is made once per pooled problem with seeded
+    choices (``name`` seeds them), so the rule calls no more shapes than the pool holds; otherwise
+    Hypothesis draws its choices, and they shrink.
+    """
+    if caps.compiles_per_shape:
+        from conformance.shape_pool import derived, pooled
+
+        return st.sampled_from(derived(name, pooled(op, caps, dtype, kwargs, few), variant))
+    return _drawn_variants(problems(op, caps, dtype, **kwargs), variant)
 
 
 def conv_problems(caps: Capabilities, dtype: str, **kwargs: Any) -> st.SearchStrategy[Problem]:

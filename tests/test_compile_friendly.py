@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 import reference
 import spec
@@ -31,8 +32,11 @@ from conformance.cli import main
 from conformance.context import shape_signature
 from conformance.loader import LoadedBackend
 from conformance.report import render_text
+from conformance.rules import RULES
+from conformance.rules.large import large_problems
 from conformance.runner import run
-from conformance.shape_pool import POOL_SIZES, pool_settings, pooled
+from conformance.shape_pool import POOL_SIZES, derived, features, pool_settings, pooled, rotation
+from conformance.strategies import Choices, Problem
 from tests.broken.bank import BANK, assert_caught
 
 COMPILING = replace(reference.CAPABILITIES, compiles_per_shape=True)
@@ -102,6 +106,106 @@ def test_pools_stay_inside_narrowed_capabilities() -> None:
         assert all(lo == hi for lo, hi in p.params["padding"]), p.describe()
     for p in pools:
         assert p.params["ceil_mode"] is False and p.params["count_include_pad"] is True, p.describe()
+
+
+#: The edge cases every ci pool covers, in every seed (names of :func:`conformance.shape_pool.features`).
+EDGE_CASES: dict[str, set[str]] = {
+    "kernel": {"kernel>1", "stride>1", "dilation>1", "pad-before", "pad-after", "asymmetric", "one-output",
+               "stride>kernel", "overlap", "wide", "near-block", "prime", "empty-window"},
+    "weights": {"groups>1", "groups of several channels", "bias", "batch>1"},
+    "pooling": {"ceil-window", "channels>1", "batch>1"},
+    "linear": {"square", "bias", "batch>1"},
+}
+
+
+@pytest.mark.parametrize("op", ["conv", "conv_transpose", "max_pool", "avg_pool", "linear"])
+def test_ci_pools_cover_the_edge_cases_they_promise(op: spec.OpName) -> None:
+    """Ones (entry 0), primes, sizes next to a block, windows entirely in padding, ... in every seed and dtype."""
+    record = spec.OPERATIONS[op]
+    promised = EDGE_CASES["linear"] if record.windowing == "none" else EDGE_CASES["kernel"] | (
+        EDGE_CASES["weights"] if record.has_weights else EDGE_CASES["pooling"])
+    for seed in range(3):
+        for dtype in ("float64", "float32"):
+            with pool_settings(seed=seed, size=POOL_SIZES["ci"]):
+                pool = pooled(op, COMPILING, dtype, {})
+            covered = set().union(*(features(p) for p in pool))
+            names = {f[0] for f in covered}
+            missing = promised - names
+            if record.windowing == "none":
+                missing |= {f"width {w}" for w in ("block", "prime") if ("width", w) not in covered}
+                missing |= set() if names & {"wide", "narrow"} else {"non-square"}
+            else:
+                missing |= {f"rank {r}" for r in (1, 2, 3) if ("rank", r) not in covered}
+            assert not missing, f"seed {seed} {dtype}: the {op} pool misses {sorted(missing)}"
+            assert all(n == 1 for n in pool[0].x_shape), f"seed {seed}: pool[0].x_shape={pool[0].x_shape}, not all ones"
+
+
+def test_a_part_of_the_pool_keeps_the_minimal_problem_and_the_most_edge_cases() -> None:
+    with pool_settings(seed=0, size=POOL_SIZES["ci"]):
+        pool = pooled("conv", COMPILING, "float64", {})
+        part = pooled("conv", COMPILING, "float64", {}, few=4)
+        half = pooled("conv", COMPILING, "float64", {}, few=2)
+    described = [p.describe() for p in pool]
+    assert len(part) == max(2, len(pool) // 4) and len(half) == len(pool) // 2, (len(part), len(half))
+    assert {p.describe() for p in half} <= set(described) and part[0].describe() == described[0]
+    richest = max(pool[1:], key=lambda p: len(features(p)))
+    assert len(features(part[1])) == len(features(richest)), "the second problem should cover the most edge cases"
+
+
+def test_derived_problems_are_one_per_pooled_problem_and_seeded() -> None:
+    def shorter(choose: Choices, problem: Problem, slot: int | None) -> Problem:
+        n = choose.integer(1, problem.x_shape[2])
+        return replace(problem, x_shape=(*problem.x_shape[:2], n, *problem.x_shape[3:]))
+
+    with pool_settings(seed=0, size=POOL_SIZES["ci"]):
+        base = pooled("max_pool", COMPILING, "float64", {})
+        first, again = derived("shorter", base, shorter), derived("shorter", base, shorter)
+    with pool_settings(seed=1, size=POOL_SIZES["ci"]):
+        other = derived("shorter", base, shorter)
+    assert [p.describe() for p in first] == [p.describe() for p in again], "the same seed must derive the same shapes"
+    assert [p.describe() for p in first] != [p.describe() for p in other], "another seed must derive others"
+    assert [p.x_shape[3:] for p in first] == [p.x_shape[3:] for p in base]
+    assert all(1 <= d.x_shape[2] <= b.x_shape[2] for d, b in zip(first, base)), [p.describe() for p in first]
+
+
+@pytest.mark.parametrize("rule_id", ["ceil-mode", "empty-windows", "empty-batch", "invalid-params", "large-shapes"])
+def test_rules_that_build_their_own_shapes_call_few_of_them(rule_id: str) -> None:
+    """Each such shape is a compilation: they come from a part of the pool, derived once per pooled problem."""
+    rule_ = next(r for r in RULES if r.id == rule_id)
+    op: spec.OpName = "avg_pool" if "avg_pool" in rule_.ops else "conv"
+    drawn: list[Any] = []
+    with pool_settings(seed=0, size=POOL_SIZES["ci"]):
+        base = pooled(op, COMPILING, "float64", {})
+
+        @settings(max_examples=40, database=None, derandomize=True, deadline=None)
+        @given(rule_.strategy(op, COMPILING, "float64"))
+        def draw(example: Any) -> None:
+            drawn.append(example)
+
+        draw()
+    cases = [d[0] if isinstance(d, tuple) else d for d in drawn]
+    assert len(cases) >= 2, f"only {len(cases)} examples drawn"
+    shapes = {c.problem.describe() for c in cases}
+    assert len(shapes) <= len(base) // 2, f"{rule_id}: {len(shapes)} shapes in 40 draws, but at most {len(base) // 2}"
+    if rule_id == "empty-windows":
+        assert all(("empty-window",) in features(c.problem) for c in cases), "every case needs a window in padding"
+    if rule_id == "ceil-mode":
+        params = [c.problem.params for c in cases]
+        short = [c for c, p in zip(cases, params) if c.problem.x_shape[2] < p["dilation"][0] * (p["kernel_size"][0] - 1) + 1]
+        assert short and len(short) < len(cases), "ceil mode needs both dimensions shorter than the kernel and others"
+    if rule_id == "empty-batch":
+        assert all(c.problem.x_shape[0] == 0 for c in cases)
+
+
+def test_large_shapes_rotate_with_the_seed_and_dtype() -> None:
+    everything = {p.describe().split(" ", 2)[2] for p in large_problems("conv", COMPILING, "float64")}
+    seen: set[str] = set()
+    for seed in range(len(everything)):
+        with pool_settings(seed=seed, size=POOL_SIZES["ci"]):
+            picked = rotation(large_problems("conv", COMPILING, "float64"), "conv/float64")
+        assert len(picked) == 1, f"ci takes one large problem per operation and dtype, not {len(picked)}"
+        seen |= {p.describe().split(" ", 2)[2] for p in picked}
+    assert seen == everything, f"seeds 0-{len(everything) - 1} should cover every large problem, covered {len(seen)}"
 
 
 def test_narrowed_strategies_get_their_own_pools() -> None:

@@ -13,7 +13,17 @@ from conformance.compare import Bound, backward_bounds, compare, expected_backwa
 from conformance.context import Context, derive
 from conformance.rules.base import EVERY_OP, F64, rule, set_first
 from conformance.rules.values import against_reference
-from conformance.strategies import ORDINARY_KINDS, Case, Problem, cases, make_inputs, pool_problems, problems
+from conformance.strategies import (
+    ORDINARY_KINDS,
+    Case,
+    Choices,
+    Problem,
+    cases,
+    make_inputs,
+    pool_problems,
+    problems,
+    variant_problems,
+)
 from spec import OPERATIONS, Capabilities, OpName
 
 
@@ -83,21 +93,26 @@ def _tie_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[
                      st.integers(0, 2**32 - 1))
 
 
-@st.composite
-def _ceil_cases(draw: st.DrawFn, op: OpName, caps: Capabilities, dtype: str) -> Case:
-    """Ceil-mode pooling; sometimes a dimension shorter than the (dilated) kernel, where only ceil mode
-    gives a window (n = 1, k = 2, s = 2: one window, overhanging the input)."""
-    problem = draw(pool_problems(caps, dtype, op, ceil_mode=True))
-    if draw(st.booleans()):
-        params = dict(problem.params)
-        d = params["dilation"][0]
-        k = draw(st.integers(2, 3))
-        s = draw(st.integers(2, 3))
-        span = d * (k - 1) + 1
-        n = draw(st.integers(max(1, span - s + 1), span - 1))
-        params = set_first(set_first(set_first(params, "kernel_size", k), "stride", s), "padding", (0, 0))
-        problem = replace(problem, x_shape=(*problem.x_shape[:2], n, *problem.x_shape[3:]), params=params)
-    return Case(problem, make_inputs(problem, draw(st.sampled_from(ORDINARY_KINDS)), draw(st.integers(0, 2**32 - 1))))
+def _short_dimension(choose: Choices, problem: Problem, slot: int | None) -> Problem:
+    """Sometimes (every other pooled problem) a first dimension shorter than the (dilated) kernel, where only
+    ceil mode gives a window (n = 1, k = 2, s = 2: one window, overhanging the input)."""
+    if not (choose.boolean() if slot is None else slot % 2 == 1):
+        return problem
+    params = dict(problem.params)
+    d = params["dilation"][0]
+    k = choose.integer(2, 3)
+    s = choose.integer(2, 3)
+    span = d * (k - 1) + 1
+    n = choose.integer(max(1, span - s + 1), span - 1)
+    params = set_first(set_first(set_first(params, "kernel_size", k), "stride", s), "padding", (0, 0))
+    return replace(problem, x_shape=(*problem.x_shape[:2], n, *problem.x_shape[3:]), params=params)
+
+
+def _ceil_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[Case]:
+    """Ceil-mode pooling; sometimes a dimension shorter than the kernel (:func:`_short_dimension`)."""
+    return st.builds(lambda problem, kind, seed: Case(problem, make_inputs(problem, kind, seed)),
+                     variant_problems(op, caps, dtype, _short_dimension, name="ceil-mode", ceil_mode=True),
+                     st.sampled_from(ORDINARY_KINDS), st.integers(0, 2**32 - 1))
 
 
 def _ceil_applies(op: OpName, caps: Capabilities) -> str | None:
@@ -114,23 +129,27 @@ def _dilates(op: OpName, caps: Capabilities) -> bool:
     return field is not None and bool(getattr(caps, field))
 
 
-@st.composite
-def _empty_window_cases(draw: st.DrawFn, op: OpName, caps: Capabilities, dtype: str) -> Case:
+def _empty_window_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[Case]:
     """A pooling problem whose first window along dim 0 lies entirely in padding."""
-    base = draw(pool_problems(caps, dtype, op))
     dilated = _dilates(op, caps)
-    n = draw(st.integers(1, 3))
-    params = dict(base.params)
-    if dilated:  # positions -1 and n of a 2-tap kernel with dilation n + 1 are both padding
-        k, d, pad = 2, n + 1, (1, 1)
-    else:  # a 1-tap kernel over one element of padding
-        k, d, pad = 1, 1, (1, 1)
-    params["kernel_size"] = (k, *params["kernel_size"][1:])
-    params["dilation"] = (d, *params["dilation"][1:])
-    params["padding"] = (pad, *params["padding"][1:])
-    params["stride"] = (draw(st.integers(1, 2)), *params["stride"][1:])
-    problem = replace(base, x_shape=(max(base.x_shape[0], 1), base.x_shape[1], n, *base.x_shape[3:]), params=params)
-    return Case(problem, make_inputs(problem, draw(st.sampled_from(("integers", "floats"))), draw(st.integers(0, 2**32 - 1))))
+
+    def in_padding(choose: Choices, base: Problem, slot: int | None) -> Problem:
+        n = choose.integer(1, 3) if slot is None else 1 + slot % 3  # pooled: each length 1 to 3 in turn
+        params = dict(base.params)
+        if dilated:  # positions -1 and n of a 2-tap kernel with dilation n + 1 are both padding
+            k, d, pad = 2, n + 1, (1, 1)
+        else:  # a 1-tap kernel over one element of padding
+            k, d, pad = 1, 1, (1, 1)
+        params["kernel_size"] = (k, *params["kernel_size"][1:])
+        params["dilation"] = (d, *params["dilation"][1:])
+        params["padding"] = (pad, *params["padding"][1:])
+        params["stride"] = (choose.integer(1, 2), *params["stride"][1:])
+        return replace(base, x_shape=(max(base.x_shape[0], 1), base.x_shape[1], n, *base.x_shape[3:]), params=params)
+
+    # Each is a shape no other rule calls: with pooled shapes, half the pool's (at least two).
+    return st.builds(lambda problem, kind, seed: Case(problem, make_inputs(problem, kind, seed)),
+                     variant_problems(op, caps, dtype, in_padding, name="empty-windows", few=2),
+                     st.sampled_from(("integers", "floats")), st.integers(0, 2**32 - 1))
 
 
 def _empty_window_applies(op: OpName, caps: Capabilities) -> str | None:
@@ -143,7 +162,8 @@ def _empty_window_applies(op: OpName, caps: Capabilities) -> str | None:
 
 
 def _empty_batch_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[Case]:
-    return problems(op, caps, dtype).map(
+    # N = 0 of a pooled shape is a shape of its own: with pooled shapes, a quarter of the pool (at least two).
+    return problems(op, caps, dtype, few=4).map(
         lambda pr: Case(replace(pr, x_shape=(0, *pr.x_shape[1:])), make_inputs(replace(pr, x_shape=(0, *pr.x_shape[1:])),
                                                                                   "floats", 0)))
 

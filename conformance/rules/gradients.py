@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from conformance.bounds import dot_bound
 from conformance.compare import Violation, backward_bounds, forward_bound
 from conformance.context import Context, derive
-from conformance.rules.base import F64, WITH_BACKWARD, cast, dot, ops_where, ordinary, rounding64, rule
+from conformance.rules.base import F64, WITH_BACKWARD, cast, dot, ops_where, ordinary, rounding64, rule, zero_bias
 from conformance.strategies import ORDINARY_KINDS, Case, ValueKind, cases, make_values
 from spec import OPERATIONS, Capabilities, OpName
 
@@ -91,9 +91,9 @@ def check_adjoint(ctx: Context, case: Case) -> None:
     pairs: list[tuple[str, Case, np.ndarray[Any, Any]]] = []
     v = make_values(p.x_shape, "floats", p.dtype, rng)
     if p.operation.has_weights:
-        pairs.append(("dx", derive(case, x=v, b=None), v))
+        pairs.append(("dx", derive(case, x=v, b=zero_bias(case)), v))
         u = make_values(p.w_shape or (), "floats", p.dtype, rng)
-        pairs.append(("dw", derive(case, w=u, b=None), u))
+        pairs.append(("dw", derive(case, w=u, b=zero_bias(case)), u))
     else:
         pairs.append(("dx", derive(case, x=v), v))
     for grad_name, linear_case, direction in pairs:

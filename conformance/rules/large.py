@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import spec
 from conformance.rules.base import ops_where, rule
 from conformance.rules.values import against_reference
+from conformance.shape_pool import rotation
 from conformance.strategies import ORDINARY_KINDS, Case, Problem, ValueKind, make_inputs
 from spec import Capabilities, OpName
 
@@ -104,9 +105,16 @@ def _case(problem: Problem, kind: ValueKind, seed: int) -> Case:
 
 
 def large_cases(op: OpName, caps: Capabilities, dtype: str) -> st.SearchStrategy[Case]:
-    """Cases drawn from the pool, with ordinary values (small integers, normal and spread floats)."""
-    return st.builds(_case, st.sampled_from(large_problems(op, caps, dtype)), st.sampled_from(ORDINARY_KINDS),
-                     st.integers(0, 2**32 - 1))
+    """Cases drawn from the pool, with ordinary values (small integers, normal and spread floats).
+
+    For a backend that compiles per shape, these are its costliest compilations: a run takes a few of
+    them (one per operation and dtype in ``ci``, :func:`conformance.shape_pool.rotation`), another seed
+    or dtype others, and varies the values.
+    """
+    pool = large_problems(op, caps, dtype)
+    if caps.compiles_per_shape:
+        pool = rotation(pool, f"{op}/{dtype}")
+    return st.builds(_case, st.sampled_from(pool), st.sampled_from(ORDINARY_KINDS), st.integers(0, 2**32 - 1))
 
 
 #: Forward, and backward when the backend has it, equal the reference's within the accuracy bound.

@@ -20,7 +20,7 @@ import spec
 from conformance.bounds import sum_bounds, take_channels
 from conformance.compare import Bound, Violation, compare, exact_bound, forward_bound
 from conformance.context import Context, derive
-from conformance.rules.base import EVERY_OP, F64, rule, weight_out_axis
+from conformance.rules.base import EVERY_OP, F64, rule, weight_out_axis, zero_bias
 from conformance.strategies import Case, Problem, cases, make_values
 from spec import OPERATIONS, Capabilities, Operation, OpName
 
@@ -99,13 +99,13 @@ def _permutation_says(case: Case) -> str:
 # --------------------------------------------------------------------------- linearity
 
 def _sums(name: str) -> Callable[[Case, int], tuple[Case, ...]]:
-    """f(a + b), f(a), f(b) in that order, for a = the case's ``name`` and b drawn from ``seed``; no bias."""
+    """f(a + b), f(a), f(b) in that order, for a = the case's ``name`` and b drawn from ``seed``; a zero bias."""
 
     def transform(case: Case, seed: int) -> tuple[Case, ...]:
         p = case.problem
         base = getattr(case.inputs, name)
         other = make_values(base.shape, "integers", p.dtype, np.random.default_rng(seed))
-        no_bias: dict[str, Any] = {"b": None} if _weighted(p.op) else {}
+        no_bias: dict[str, Any] = {"b": zero_bias(case)} if _weighted(p.op) else {}
         both = (base.astype(F64) + other.astype(F64)).astype(p.dtype)
         return (derive(case, **{name: both}, **no_bias), derive(case, **{name: base}, **no_bias),
                 derive(case, **{name: other}, **no_bias))
@@ -120,7 +120,7 @@ def _linearity_relate(case: Case, y: Array, yb: Bound, outs: Sequence[Array],
 
 
 def _linearity_says(name: str) -> Callable[[Case], str]:
-    return lambda case: f"f({name}1 + {name}2) must equal f({name}1) + f({name}2) (no bias)"
+    return lambda case: f"f({name}1 + {name}2) must equal f({name}1) + f({name}2) (a zero bias)"
 
 
 # --------------------------------------------------------------------------- monotone map (max pooling)
