@@ -99,8 +99,49 @@ def conv_transpose_backward(
         xb = np.ascontiguousarray(xg.transpose(1, 2, 0, 3)).reshape(groups, cg, n * positions)
         dw = np.matmul(xb, cols.transpose(0, 2, 1))
     db = dyc.sum(axis=(0, *range(2, 2 + ndim)))
+    if not np.isfinite(x).all():
+        # The formula above reads dy zero-padded where a tap lands outside [0, out): 0 × NaN there would put into
+        # dw a NaN that no term of the scatter holds (the cropped contribution does not exist, CONVT-C13), while
+        # CONVT-C15 says dw propagates as the scatter does. For finite x both agree, so only then is it recomputed.
+        dw = _dw_where_taps_land(x, dy, kernel, stride=tuple(stride), padding=padding, dilation=tuple(dilation),
+                                 groups=groups)
     return (
         np.ascontiguousarray(dx.reshape(x.shape), dtype=x.dtype),
         np.ascontiguousarray(dw.reshape(w.shape), dtype=x.dtype),
         np.ascontiguousarray(db, dtype=x.dtype),
     )
+
+
+def _dw_where_taps_land(
+    x: Array, dy: Array, kernel: tuple[int, ...], *,
+    stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...], groups: int,
+) -> NDArray[Any]:
+    """dw with each tap summed over the positions it lands on inside ``[0, out)`` alone (CONVT-C13, CONVT-C15)::
+
+        dw[g*C_g + c, o_c, j] = sum_n sum_{i : 0 <= i*s + j*d - p_before < out} x[n, g*C_g + c, i] * dy[n, g*O_g + o_c, i*s + j*d - p_before]
+
+    The same value as the zero-padded formula for finite x; at a NaN or infinity, only the terms that exist.
+    Accumulated in ``compute_dtype(x.dtype)`` (float32 for float16 and bfloat16), returned in that dtype.
+    """
+    dtype = compute_dtype(x.dtype)
+    n, c_in = x.shape[:2]
+    cg, og = c_in // groups, dy.shape[1] // groups
+    xs = x.astype(dtype, copy=False).reshape(n, groups, cg, *x.shape[2:])
+    dys = dy.astype(dtype, copy=False).reshape(n, groups, og, *dy.shape[2:])
+    dw = np.zeros((groups, cg, og, *kernel), dtype=dtype)
+    lead = (slice(None),) * 3
+    for tap in np.ndindex(*kernel):
+        x_at: list[slice] = []
+        dy_at: list[slice] = []
+        for size, out, j, s, (before, _), d in zip(x.shape[2:], dy.shape[2:], tap, stride, padding, dilation):
+            offset = j * d - before  # input i lands at i*s + offset
+            first = max(0, -(offset // s))  # the least i with i*s + offset >= 0
+            last = min(size - 1, (out - 1 - offset) // s)  # the greatest i with i*s + offset < out
+            x_at.append(slice(first, last + 1))
+            dy_at.append(slice(first * s + offset, last * s + offset + 1, s))
+        if any(a.stop <= a.start for a in x_at):
+            continue  # this tap lands nowhere inside: no term, dw stays 0
+        xi = xs[lead + tuple(x_at)].reshape(n, groups, cg, -1)
+        dyi = dys[lead + tuple(dy_at)].reshape(n, groups, og, -1)
+        dw[lead + tap] = np.einsum("ngcp,ngop->gco", xi, dyi, optimize=True)
+    return dw.reshape(c_in, og, *kernel)

@@ -158,6 +158,45 @@ def test_layer_sized_calls_match_loop(
 
 
 @FAST
+@given(cases(max_batch=2), st.integers(0, 2**32 - 1))
+@np.errstate(invalid="ignore")
+def test_backward_at_nonfinite_x_matches_loop(case: Case, seed: int) -> None:
+    """CONVT-C15: dw at NaN and ±inf in x is the scatter's, summed over the taps that land in [0, out) alone: a
+    cropped tap meets no dy, so no 0 × NaN (the loop computes exactly the terms that exist)."""
+    rng = np.random.default_rng(seed)
+    x = case.x.copy()
+    if x.size:
+        flat = x.reshape(-1)
+        flat[rng.integers(0, x.size, 3)] = rng.choice([np.nan, np.inf, -np.inf], 3)
+    shape = spec.conv_transpose_output_shape(x, case.w, None, **case.params._asdict())
+    dy = rng.integers(-3, 4, shape).astype(np.float64)
+    got = reference.conv_transpose_backward(x, case.w, dy, **case.params._asdict())
+    for name, a, e in zip(("dx", "dw", "db"), got, loop_conv_transpose_backward(x, case.w, dy, case.params)):
+        np.testing.assert_array_equal(a, e, err_msg=name)  # small integers: exact, NaN and ±inf where the loop's
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@np.errstate(invalid="ignore")
+def test_backward_at_a_nan_with_cropped_taps_in_every_dtype(dtype: str) -> None:
+    """x = [nan, 1, 2], w = [1, 1], padding 1: x[0]'s first tap lands at -1, cropped, so dw[0] = 1 + 2 = 3
+    (spec/docs/conv_transpose.md, CONVT-C15); in 2-D with groups and asymmetric padding the same per tap."""
+    params = spec.conv_transpose_params((3,), (2,), padding=1)
+    x, w = np.array([[[np.nan, 1.0, 2.0]]]).astype(dtype), np.ones((1, 1, 2)).astype(dtype)
+    _, dw, _ = reference.conv_transpose_backward(x, w, np.ones((1, 1, 2)).astype(dtype), **params._asdict())
+    assert dw.dtype == x.dtype, f"dw.dtype={dw.dtype}, but should be {x.dtype}"
+    np.testing.assert_array_equal(dw.astype(np.float64), [[[3.0, np.nan]]])
+    rng = np.random.default_rng(0)
+    x2, w2 = rng.integers(-3, 4, (2, 4, 3, 4)).astype(np.float64), rng.integers(-3, 4, (4, 2, 2, 3)).astype(np.float64)
+    x2[0, 1, 0, 0], x2[1, 2, 2, 3] = np.nan, np.inf
+    p2 = spec.conv_transpose_params((3, 4), (2, 3), stride=(2, 1), padding=((1, 0), (2, 1)), output_padding=(1, 0),
+                                    dilation=(1, 2), groups=2)
+    dy2 = rng.integers(-3, 4, spec.conv_transpose_output_shape(x2, w2, None, **p2._asdict())).astype(np.float64)
+    want = loop_conv_transpose_backward(x2, w2, dy2, p2)[1]
+    got = reference.conv_transpose_backward(x2.astype(dtype), w2.astype(dtype), dy2.astype(dtype), **p2._asdict())[1]
+    np.testing.assert_array_equal(got.astype(np.float64), want)  # integers below 2**8: exact in every dtype
+
+
+@FAST
 @given(cases(), st.integers(0, 2**32 - 1))
 def test_forward_is_the_conv_input_gradient(case: Case, seed: int) -> None:
     """CONVT-C8: conv_transpose_forward(x, w) = conv_backward(u, w, x).dx for u of y's shape."""
