@@ -315,14 +315,20 @@ def scatter_conv_transpose_backward(x: Array, w: Array, dy: Array, **p: Any) -> 
         dy.astype(dtype).reshape(n, groups, og, *out_shape[2:]))
     xg = x.astype(dtype).reshape(n, groups, cg, *x.shape[2:])
     wg = w.astype(dtype).reshape(groups, cg, og, *w.shape[2:])
+    # Where each input lands in the buffer at a kernel offset, whether that is inside the crop: an input whose
+    # offset lands outside meets no dy there, so it adds nothing to dw, a NaN included (CONVT-C15).
+    inside = np.zeros(full, dtype=bool)
+    inside[tuple(slice(lo, f - hi) for f, (lo, hi) in zip(full, p["padding"]))] = True
     dx = np.zeros(xg.shape, dtype=dtype)
     dw = np.zeros(wg.shape, dtype=dtype)
     for j in reversed(list(np.ndindex(*w.shape[2:]))):
         start = tuple(jj * d for jj, d in zip(j, p["dilation"]))
         read = buf[(slice(None),) + _spatial_slices(start, p["stride"], x.shape[2:])]  # (N, G, O_g, *S)
+        lands = inside[_spatial_slices(start, p["stride"], x.shape[2:])[2:]]  # (*S)
         at = (slice(None), slice(None), slice(None), *j)
         dx += np.einsum("ngo...,gco->ngc...", read, wg[at])
-        dw[at] = np.einsum("ngop,ngcp->gco", read.reshape(n, groups, og, -1), xg.reshape(n, groups, cg, -1))
+        xs = np.where(lands, xg, np.zeros((), dtype=dtype)).reshape(n, groups, cg, -1)
+        dw[at] = np.einsum("ngop,ngcp->gco", read.reshape(n, groups, og, -1), xs)
     db = dy.astype(dtype).sum(axis=(0, *range(2, dy.ndim)))
     return (np.ascontiguousarray(dx.reshape(x.shape), dtype=x.dtype), np.ascontiguousarray(dw.reshape(w.shape),
             dtype=x.dtype), np.ascontiguousarray(db, dtype=x.dtype))
@@ -357,8 +363,29 @@ def via_conv_transpose_backward(x: Array, w: Array, dy: Array, **p: Any) -> tupl
     conv = reference.conv_forward(dy, w, None, **_conv_of(p))
     dx = conv[LEAD + tuple(slice(0, n) for n in x.shape[2:])]
     _, dw, _ = reference.conv_backward(dy, w, _extended(x, out_shape, w, p), **_conv_of(p))
+    if not np.isfinite(x).all():
+        dw = _dw_per_offset(x, w, dy, out_shape, p)
     db = dy.astype(_compute(x.dtype)).sum(axis=(0, *range(2, dy.ndim)))
     return np.ascontiguousarray(dx), dw, np.ascontiguousarray(db, dtype=x.dtype)
+
+
+def _dw_per_offset(x: Array, w: Array, dy: Array, out_shape: tuple[int, ...], p: dict[str, Any]) -> Array:
+    """dw at non-finite x (CONVT-C15): the convolution's weight gradient once per kernel offset, with x zeroed
+    where that offset reads the convolution's padding (a cropped output: no dy, so no term, not 0 × NaN).
+    Which inputs those are, the convolution of ones over y's shape with that offset's one-hot kernel says."""
+    conv = _conv_of(p)
+    ones = np.ones((1, 1, *out_shape[2:]))
+    dw = np.empty_like(w)
+    for j in np.ndindex(*w.shape[2:]):
+        one_hot = np.zeros((1, 1, *w.shape[2:]))
+        one_hot[(0, 0, *j)] = 1.0
+        reads = reference.conv_forward(ones, one_hot, None, **{**conv, "groups": 1})
+        lands = np.broadcast_to(reads[LEAD + tuple(slice(0, n) for n in x.shape[2:])] > 0, x.shape)
+        masked = x.copy()
+        masked[~lands] = 0
+        at = (slice(None), slice(None), *j)
+        dw[at] = reference.conv_backward(dy, w, _extended(masked, out_shape, w, p), **conv)[1][at]
+    return dw
 
 
 SCATTER = SimpleNamespace(
