@@ -670,6 +670,21 @@ register("convt-dx-flipped-kernel", "the backward's dx uses the flipped kernel",
          conv_transpose_backward=convt_backward_dx_flipped)
 
 
+def convt_backward_dw_zero_padded(x: Array, w: Array, dy: Array, **p: Any) -> tuple[Array, Array, Array]:
+    """dw as the convolution's weight gradient, which reads dy zero-padded, at every x: a NaN in x whose kernel
+    offset lands in the crop meets a padding zero, 0 × NaN, and dw gets a NaN no term of the scatter holds."""
+    dx, _, db = reference.conv_transpose_backward(x, w, dy, **p)
+    conv = _convt_conv(p)
+    back = spec.conv_output_shape(dy, w, None, **conv)
+    extended = np.pad(x, [(0, 0), (0, 0), *((0, m - n) for n, m in zip(x.shape[2:], back[2:]))])
+    return dx, reference.conv_backward(dy, w, extended, **conv)[1], db
+
+
+register("convt-dw-zero-padded-dy", "dw reads dy zero-padded: a NaN in x reaches dw through kernel offsets that land "
+         "in the cropped positions (PyTorch's and TensorFlow's dw, findings T17 and F14)", ("conv_transpose",),
+         {"nonfinite-backward"}, dtypes=("float64",), conv_transpose_backward=convt_backward_dw_zero_padded)
+
+
 def _lenient_output_padding(p: dict[str, Any]) -> dict[str, Any]:
     bound = [max(s, d) for s, d in zip(p["stride"], p["dilation"])]
     return {**p, "output_padding": tuple(min(e, m - 1) for e, m in zip(p["output_padding"], bound))}
