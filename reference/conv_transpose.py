@@ -115,10 +115,11 @@ def conv_transpose_backward(
 def _dw_where_taps_land(
     x: Array, dy: Array, kernel: tuple[int, ...], *,
     stride: tuple[int, ...], padding: Padding, dilation: tuple[int, ...], groups: int,
-) -> NDArray[Any]:
+) -> Array:
     """dw with each tap summed over the positions it lands on inside ``[0, out)`` alone (CONVT-C13, CONVT-C15)::
 
-        dw[g*C_g + c, o_c, j] = sum_n sum_{i : 0 <= i*s + j*d - p_before < out} x[n, g*C_g + c, i] * dy[n, g*O_g + o_c, i*s + j*d - p_before]
+        dw[g*C_g + c, o_c, j] = sum_n sum_{i : 0 <= o < out} x[n, g*C_g + c, i] * dy[n, g*O_g + o_c, o]
+            with o = i*s + j*d - p_before
 
     The same value as the zero-padded formula for finite x; at a NaN or infinity, only the terms that exist.
     Accumulated in ``compute_dtype(x.dtype)`` (float32 for float16 and bfloat16), returned in that dtype.
