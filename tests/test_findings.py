@@ -185,20 +185,34 @@ def test_F13_tensorflow_gradient_takes_a_dy_of_another_shape() -> None:
     assert tuple(dx.shape) == (1, 3), f"dx.shape={tuple(dx.shape)}: F13 no longer reproduces (dy shape accepted)"
 
 
-def test_open_question_conv_transpose_dw_at_a_nan_whose_taps_are_cropped() -> None:
-    """findings.md, "Open, not a JAX finding": CONVT-C9's formula (the reference) gives dw = [nan, nan], CONVT-C13's
-    scatter (JAX) [3, nan]. Pinned so that a change on either side brings the question back."""
-    pytest.importorskip("jax")
-    import jax
-    from jax import lax
-    from jax import numpy as jnp
+#: x = [nan, 1, 2], w = [1, 1], padding 1, dy = ones: x[0]'s tap 0 lands at -1, cropped (T17, F14).
+_CROPPED_NAN = {"stride": (1,), "padding": ((1, 1),), "output_padding": (0,), "dilation": (1,), "groups": 1}
 
-    x, w = np.array([[[np.nan, 1.0, 2.0]]]), np.array([[[1.0, 1.0]]])
-    params = {"stride": (1,), "padding": ((1, 1),), "output_padding": (0,), "dilation": (1,), "groups": 1}
-    assert np.isnan(reference.conv_transpose_backward(x, w, np.ones((1, 1, 2)), **params)[1]).all()
 
-    def conv_transpose(w: Any) -> Any:  # the scatter as JAX writes it: x dilated by the stride, kernel flipped
-        return lax.conv_general_dilated(jnp.asarray(x, jnp.float32), jnp.flip(w, -1), (1,), [(0, 0)], lhs_dilation=(1,))
+def _spec_dw_at_a_cropped_nan() -> None:
+    x, w = np.array([[[np.nan, 1.0, 2.0]]]), np.ones((1, 1, 2))
+    dw = reference.conv_transpose_backward(x, w, np.ones((1, 1, 2)), **_CROPPED_NAN)[1]
+    assert dw[0, 0, 0] == 3.0 and np.isnan(dw[0, 0, 1]), f"dw={dw.tolist()}: CONVT-C15 gives [3, nan]"
 
-    dw = np.asarray(jax.grad(lambda w: conv_transpose(w).sum())(jnp.asarray(w, jnp.float32)))
-    assert dw[0, 0, 0] == 3.0 and np.isnan(dw[0, 0, 1]), f"dw={dw.tolist()}: JAX's answer changed"
+
+def test_T17_torch_transposed_convolution_dw_takes_a_nan_through_a_cropped_tap() -> None:
+    """CONVT-C15: the cropped tap has no dy, so dw = [3, nan]; PyTorch multiplies the NaN by a padding zero."""
+    torch = pytest.importorskip("torch")
+    _spec_dw_at_a_cropped_nan()
+    w = torch.ones(1, 1, 2, dtype=torch.float64, requires_grad=True)
+    y = torch.nn.functional.conv_transpose1d(torch.tensor([[[np.nan, 1.0, 2.0]]], dtype=torch.float64), w, padding=1)
+    (dw,) = torch.autograd.grad(y, w, torch.ones_like(y))
+    assert np.isnan(dw.numpy()).all(), f"dw={dw.tolist()}: T17 no longer reproduces"
+
+
+def test_F14_tensorflow_transposed_convolution_dw_takes_a_nan_through_a_cropped_tap() -> None:
+    """As T17, with TensorFlow's own explicit padding (not the adapter's crop): dw = [nan, nan], where [3, nan] is due."""
+    tf = _tf()
+    _spec_dw_at_a_cropped_nan()
+    w = tf.constant(np.ones((1, 2, 1, 1)))
+    with tf.GradientTape() as tape:
+        tape.watch(w)
+        y = tf.nn.conv2d_transpose(tf.constant(np.array([np.nan, 1.0, 2.0]).reshape(1, 1, 3, 1)), w, [1, 1, 2, 1], 1,
+                                   [[0, 0], [0, 0], [1, 1], [0, 0]])
+    dw = tape.gradient(y, w, output_gradients=tf.ones_like(y)).numpy().ravel()
+    assert np.isnan(dw).all(), f"dw={dw.tolist()}: F14 no longer reproduces"

@@ -266,6 +266,12 @@ def _bfloat16_transpose_dw(result: RuleResult) -> bool:
             and "dw differs from the expected value" in _summary(result))
 
 
+def _transpose_dw_at_nonfinite_x(result: RuleResult) -> bool:
+    """A transposed-convolution dw off at NaN/inf inputs (T17: a NaN meets the zero-padded dy at a cropped tap)."""
+    return (result.rule == "nonfinite-backward" and _nonfinite_input("conv_transpose")(result)
+            and "dw differs from the expected value" in _summary(result))
+
+
 #: The new operations' divergences: recognised in whole-profile runs, each asserted by a direct reproduction below
 #: (one call; a targeted profile run per divergence would not fit CI's budget).
 NEW_OPS_KNOWN: tuple[tuple[str, str, Callable[[RuleResult], bool]], ...] = (
@@ -275,6 +281,7 @@ NEW_OPS_KNOWN: tuple[tuple[str, str, Callable[[RuleResult], bool]], ...] = (
     ("T14", "torch", _half_adaptive_dx),
     ("T15", "torch", _float16_adaptive_avg_3d),
     ("T16", "torch", _bfloat16_transpose_dw),
+    ("T17", "torch", _transpose_dw_at_nonfinite_x),
     ("J12", "jax", _invalid_accepted(None, "empty input plane")),
     ("J10", "jax", _grouped_transpose_nan),
     ("J11", "jax", _global_max_tie),
