@@ -19,10 +19,15 @@ def _private_example_database(tmp_path_factory: pytest.TempPathFactory, monkeypa
     monkeypatch.setenv("CONVSPEC_DATABASE", str(tmp_path_factory.mktemp("examples")))
 
 
-#: The longest tests (whole ci runs against frameworks and broken backends) start first, so that with
+#: The longest tests (whole ci runs against frameworks and broken backends) start first, the files with the
+#: longest single tests (PyTorch's and JAX's whole-profile runs, 30-120 s) before the others, so that with
 #: ``pytest -n 2`` no worker is left running one of them alone at the end.
 _LONGEST_FIRST = ("test_frameworks.py", "test_calibration.py", "test_compile_friendly.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.path.name not in _LONGEST_FIRST)  # stable: the order within each group stays
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return _LONGEST_FIRST.index(name) if name in _LONGEST_FIRST else len(_LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within each file stays

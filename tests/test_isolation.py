@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: A few rules are enough to see how a call misbehaves, and keep each test to a second or two.
 FEW_RULES = tuple(r for r in RULES if r.id in ("output-shape", "forward-values", "backward-values"))
 TIMEOUT = 1.0
+#: The limit of the runs whose backend hangs: each such run waits out the limit and a retry with 6 x the limit.
+HANG_TIMEOUT = 0.5
 
 
 def check(name: str, *, rules: Any = FEW_RULES, timeout: float = TIMEOUT, memory_limit_mib: int = 1024,
@@ -60,12 +62,12 @@ def findings(report: RunReport) -> list[tuple[str, str]]:
     ("abort", "crash", "SIGABRT"),
     ("exits", "crash", "exited with status 3"),
     ("killed", "crash", "SIGKILL"),
-    ("hangs", "hang", "did not return within 1 s"),
-    ("spins", "hang", "did not return within 1 s"),
+    ("hangs", "hang", f"did not return within {HANG_TIMEOUT:g} s"),
+    ("spins", "hang", f"did not return within {HANG_TIMEOUT:g} s"),
     ("allocates", "crash", "exceeded the memory limit of 1024 MiB"),
 ])
 def test_process_level_misbehaviour_is_a_finding(name: str, rule: str, says: str) -> None:
-    report = check(name)
+    report = check(name, timeout=HANG_TIMEOUT if rule == "hang" else TIMEOUT)
     found = findings(report)
     assert not report.conformant and found, f"no finding for {name}"
     assert all(r == rule for r, _ in found), f"rules {sorted({r for r, _ in found})}, but should be {rule} [{name}]"
@@ -82,7 +84,7 @@ def test_a_crash_names_the_backend_line() -> None:
 def test_a_hang_is_confirmed_names_the_backend_line_and_is_reported_in_its_own_dtype() -> None:
     """Hangs in float64 and float16, right in float32: each hang on its own dtype's rows; float32 passes."""
     backend = load_backend("tests.misbehaving.hangs_in_two_dtypes")
-    caller = SubprocessCaller(backend.target, timeout=TIMEOUT)
+    caller = SubprocessCaller(backend.target, timeout=HANG_TIMEOUT)
     start = time.perf_counter()
     report = run(backend, ops=["conv"], dtypes=["float64", "float32", "float16"], profile="quick", caller=caller,
                  rules=FEW_RULES)
@@ -90,7 +92,7 @@ def test_a_hang_is_confirmed_names_the_backend_line_and_is_reported_in_its_own_d
     # In float64 the hang is confirmed by a retry with 6 x the limit; in float16 it is taken as the same hang without
     # a retry. Then conv_forward is not called again in that dtype. (Each worker start imports the reference,
     # seconds on a loaded machine: the bound is loose; calling it on for every example would take minutes.)
-    assert elapsed < 8 * TIMEOUT + 45, f"the run took {elapsed:.1f} s"
+    assert elapsed < 8 * HANG_TIMEOUT + 45, f"the run took {elapsed:.1f} s"
     assert caller.starts <= 5, f"{caller.starts} worker starts"
     float32 = [(r.rule, r.status, r.note) for r in report.results if r.dtype == "float32"]
     assert len(float32) == len(FEW_RULES) and all(status == "passed" for _, status, _ in float32), float32
@@ -101,7 +103,8 @@ def test_a_hang_is_confirmed_names_the_backend_line_and_is_reported_in_its_own_d
         assert hang.case is not None and hang.case.problem.dtype == dtype, (dtype, hang.case)
         code = "\n".join(line for line in hang.snippet if not line.startswith("#"))
         assert set(re.findall(r"b?float\d+", code)) == {dtype}, code
-    assert "nor within 6 s when retried alone in a fresh worker" in hangs["float64"].summary, hangs["float64"].summary
+    retried = f"nor within {6 * HANG_TIMEOUT:g} s when retried alone in a fresh worker"
+    assert retried in hangs["float64"].summary, hangs["float64"].summary
     assert "not retried: conv_forward was confirmed to hang in float64" in hangs["float16"].summary
     not_run = [r for r in report.results if r.status == "not run"]
     assert {r.dtype for r in not_run} == {"float64", "float16"}, [(r.rule, r.dtype, r.status) for r in report.results]
