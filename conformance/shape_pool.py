@@ -28,7 +28,8 @@ choices taken from a generator seeded by the run's ``--seed``:
   entirely in padding; groups, with several channels each; ceil mode adding a window, with each
   ``count_include_pad``; a bias; square and non-square linear layers). Six
   problems chosen from 96 cover as many of these as eight chosen from 48 did,
-  with a quarter fewer compilations;
+  with a quarter fewer compilations; an operation with few edge cases (a
+  linear layer, global pooling) stops at four once they are all covered;
 * half a max-pooling pool has no dilation: a backend may lack the backward
   of a dilated max pool (JAX does), and would otherwise check its backward on
   the minimal problem alone;
@@ -71,6 +72,8 @@ _T = TypeVar("_T")
 POOL_SIZES: dict[str, int] = {"quick": 4, "ci": 6, "thorough": 32}
 #: Powers of two, whose neighbours are where blocked and vectorised kernels change code path.
 _BLOCKS = (4, 8, 16, 32, 64)
+#: A pool stops growing once this many problems cover every edge case its candidates have (a linear layer's few).
+_ENOUGH = 4
 #: Candidates drawn for a pool (at least six per entry); the pool keeps those that cover the most edge cases.
 _CANDIDATES = 96
 
@@ -284,6 +287,8 @@ def _select(candidates: list[Problem], size: int, chosen: Sequence[Problem] = ()
     while rest and len(picked) < size:
         gains = [len(features(c) - covered) for c in rest]
         best = max(range(len(rest)), key=lambda i: (gains[i], -i))  # ties: the earlier candidate
+        if gains[best] == 0 and len(picked) >= _ENOUGH:
+            break  # a problem that covers nothing new would only be another compilation
         covered |= features(rest[best])
         picked.append(rest.pop(best))
     return picked
