@@ -28,8 +28,9 @@ choices taken from a generator seeded by the run's ``--seed``:
   entirely in padding; groups, with several channels each; ceil mode adding a window, with each
   ``count_include_pad``; a bias; square and non-square linear layers). Six
   problems chosen from 96 cover as many of these as eight chosen from 48 did,
-  with a quarter fewer compilations; an operation with few edge cases (a
-  linear layer, global pooling) stops at four once they are all covered;
+  with a quarter fewer compilations; in ``quick`` and ``ci`` an operation with
+  few edge cases (a linear layer, global pooling) stops at four once they are
+  all covered;
 * half a max-pooling pool has no dilation: a backend may lack the backward
   of a dilated max pool (JAX does), and would otherwise check its backward on
   the minimal problem alone;
@@ -72,8 +73,10 @@ _T = TypeVar("_T")
 POOL_SIZES: dict[str, int] = {"quick": 4, "ci": 6, "thorough": 32}
 #: Powers of two, whose neighbours are where blocked and vectorised kernels change code path.
 _BLOCKS = (4, 8, 16, 32, 64)
-#: A pool stops growing once this many problems cover every edge case its candidates have (a linear layer's few).
+#: A pool stops growing once this many problems cover every edge case its candidates have (a linear layer's few)...
 _ENOUGH = 4
+#: ... unless it may hold more than this many (thorough's): there more shapes are wanted for their own sake.
+_VARIETY = 8
 #: Candidates drawn for a pool (at least six per entry); the pool keeps those that cover the most edge cases.
 _CANDIDATES = 96
 
@@ -287,7 +290,7 @@ def _select(candidates: list[Problem], size: int, chosen: Sequence[Problem] = ()
     while rest and len(picked) < size:
         gains = [len(features(c) - covered) for c in rest]
         best = max(range(len(rest)), key=lambda i: (gains[i], -i))  # ties: the earlier candidate
-        if gains[best] == 0 and len(picked) >= _ENOUGH:
+        if gains[best] == 0 and len(picked) >= _ENOUGH and size <= _VARIETY:
             break  # a problem that covers nothing new would only be another compilation
         covered |= features(rest[best])
         picked.append(rest.pop(best))

@@ -149,6 +149,7 @@ def test_a_pool_stops_growing_once_nothing_new_is_covered() -> None:
     assert len(picked) == 4, f"{len(picked)} problems: after four, the squares without a bias add nothing"
     assert wide in picked and square[0] == picked[0], [p.describe() for p in picked]
     assert len(_select([*square, wide], 3)) == 3, "the size still bounds the pool"
+    assert len(_select([*square, wide], 32)) == 7, "a thorough pool (32) keeps growing: variety for its own sake"
 
 
 def test_a_part_of_the_pool_keeps_the_minimal_problem_and_the_most_edge_cases() -> None:
