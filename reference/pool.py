@@ -22,11 +22,7 @@ bound) and is tested against that loop:
   each pass streams x from memory again; so the passes run on blocks of (sample, channel)
   planes of about :data:`CACHE_BLOCK_BYTES`, which stay in the CPU cache across the K
   passes (2-3x faster backward, 1.5-3x forward; 256 KiB and 2-4 MiB blocks were 5-40%
-  slower). 512 KiB rather than 1 MiB: a block's x, its dx block and the work arrays then fit
-  a 1 MiB L2 together; measured in separate processes (forward and backward calls
-  alternating, load ~3.5) max-pool backward 25-40% faster on VGG-16's, U-Net's and M5's
-  pools and 10-20% on ResNet-50's, forwards 10-40% faster, max_pool_indices and the 1-D
-  average within noise. Planes are independent, so blocking changes no result.
+  slower). Planes are independent, so blocking changes no result.
 * Overlapping windows in 2-D and 3-D read contiguous runs of x split by stride phase
   (one copy, then one pass per offset over a whole plane instead of one output row at a
   time: 2.6x faster per pass). Disjoint windows read x's strided slices, or reduce
@@ -88,9 +84,9 @@ def _pool_grid(
 
 _LEAD = (slice(None), slice(None))
 
-#: Bytes of input per block of (sample, channel) planes: half a per-core L2 cache, so that the
+#: Bytes of input per block of (sample, channel) planes: about a per-core L2 cache, so that the
 #: K passes over one block's windows read it from cache (see the module docstring).
-CACHE_BLOCK_BYTES = 1 << 19
+CACHE_BLOCK_BYTES = 1 << 20
 
 
 def by_plane_blocks(
