@@ -35,6 +35,7 @@ import pytest
 import reference
 import spec
 from conformance.loader import load_backend
+from spec.accuracy import dtype_info
 
 #: Adapter name -> the modules it needs (importorskip guards against an absent framework only).
 FRAMEWORKS: dict[str, tuple[str, ...]] = {
@@ -351,7 +352,7 @@ def test_declared_dtypes_round_trip_and_outputs_are_fresh(adapter: tuple[str, Mo
             assert isinstance(out, np.ndarray), f"type(out)={type(out).__name__}, but should be ndarray [{context}]"
             assert out.dtype == np.dtype(dtype), f"out.dtype={out.dtype}, but should be {dtype} [{context}]"
             assert not any(np.shares_memory(out, a) for a in args if a is not None), f"out is a view of an input [{context}]"
-            tol = 4 * float(np.finfo(dtype).eps)
+            tol = 4 * float(dtype_info(dtype).eps)  # bfloat16 too, whatever the ml_dtypes version
             expected = getattr(reference, fname)(*args, **kwargs).astype(np.float64)
             np.testing.assert_allclose(out.astype(np.float64), expected, rtol=tol, atol=tol, err_msg=f"[{context}]")
 
