@@ -102,6 +102,28 @@ def test_a_hang_snippet_builds_large_inputs_from_a_seeded_generator() -> None:
     assert namespace["x"].shape == x.shape and np.isnan(namespace["x"][1, 2, 7]), namespace["x"]
 
 
+def test_a_value_snippet_packs_a_large_input_exactly_and_runs_as_printed() -> None:
+    """A large-shapes case holds 10^5 values: the snippet packs their bytes instead of 400 KB of digits."""
+    import reference
+    from conformance.invoke import CallOutcome
+    from conformance.snippets import RecordedCall, compact_literal, reproduction
+
+    x = (np.random.default_rng(0).integers(1, 4, (1, 33, 65, 65))).astype(np.float32)
+    x[0, 3, 4, 5] = np.nan
+    params = {"output_size": (1, 1)}
+    wrong = reference.adaptive_max_pool_forward(x, **params) + np.float32(1)  # a forward one off everywhere
+    bad = RecordedCall("adaptive_max_pool_forward", [x], params, CallOutcome("adaptive_max_pool_forward", result=wrong))
+    lines, found, problem = reproduction([bad], "import reference as backend")
+    assert found is bad and problem is not None, problem
+    text = "\n".join(lines)
+    literal = len(compact_literal(x))  # what the snippet used to print for x alone
+    assert len(text) < literal / 5 and "np.frombuffer(zlib.decompress(base64.b64decode(" in text, (len(text), literal)
+    assert "# x: 139425 values of float32, from 1 to 3; 1 NaN or infinite" in text, text[:600]
+    namespace: dict[str, Any] = {}
+    exec(compile(text, "<snippet>", "exec"), namespace)  # against the reference: it passes, so it returns
+    assert np.array_equal(namespace["x"], x, equal_nan=True) and namespace["x"].dtype == x.dtype
+
+
 def test_a_value_failure_prints_the_digits_that_differ_and_a_finite_ulp_error() -> None:
     from conformance.compare import Bound, compare
 
