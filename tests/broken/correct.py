@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.fft
@@ -272,31 +272,40 @@ def _spatial_slices(starts: tuple[int, ...], steps: tuple[int, ...], counts: tup
     return LEAD + tuple(slice(a, a + (c - 1) * s + 1, s) for a, s, c in zip(starts, steps, counts))
 
 
-def _scatter_frame(x: Array, w: Array, p: dict[str, Any]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(full length of the uncropped scatter + output_padding, y's spatial shape) per dim."""
-    full = tuple((n - 1) * s + d * (k - 1) + 1 + e for n, k, s, d, e in
+class _Scatter(NamedTuple):
+    """What both scatter functions start from: the compute dtype, the uncropped buffer (zeros), its crop, x and w
+    grouped as (N, G, C_g, *S) and (G, C_g, O_g, *K)."""
+
+    dtype: np.dtype[Any]
+    buf: Array
+    crop: tuple[slice, ...]
+    xg: Array
+    wg: Array
+
+
+def _scatter_setup(x: Array, w: Array, p: dict[str, Any]) -> _Scatter:
+    """The buffer spans the full uncropped scatter plus output_padding in each dim; the crop removes the padding."""
+    dtype = _compute(x.dtype)
+    groups, (n, c_in) = p["groups"], x.shape[:2]
+    cg, og = c_in // groups, w.shape[1]
+    full = tuple((m - 1) * s + d * (k - 1) + 1 + e for m, k, s, d, e in
                  zip(x.shape[2:], w.shape[2:], p["stride"], p["dilation"], p["output_padding"]))
-    out = tuple(f - lo - hi for f, (lo, hi) in zip(full, p["padding"]))
-    return full, out
+    crop = tuple(slice(lo, f - hi) for f, (lo, hi) in zip(full, p["padding"]))
+    return _Scatter(dtype, np.zeros((n, groups, og, *full), dtype=dtype), crop,
+                    x.astype(dtype).reshape(n, groups, cg, *x.shape[2:]),
+                    w.astype(dtype).reshape(groups, cg, og, *w.shape[2:]))
 
 
 def scatter_conv_transpose_forward(x: Array, w: Array, b: Array | None, **p: Any) -> Array:
     """Every kernel offset's products spread over an uncropped buffer (last offset first), then cropped."""
     out_shape = spec.conv_transpose_output_shape(x, w, b, **p)
-    dtype = _compute(x.dtype)
-    groups, (n, c_in) = p["groups"], x.shape[:2]
-    cg, og = c_in // groups, w.shape[1]
-    full, _ = _scatter_frame(x, w, p)
-    buf = np.zeros((n, groups, og, *full), dtype=dtype)
-    xg = x.astype(dtype).reshape(n, groups, cg, *x.shape[2:])
-    wg = w.astype(dtype).reshape(groups, cg, og, *w.shape[2:])
+    dtype, buf, crop, xg, wg = _scatter_setup(x, w, p)
     for j in reversed(list(np.ndindex(*w.shape[2:]))):
         products = np.einsum("ngc...,gco->ngo...", xg, wg[(slice(None), slice(None), slice(None), *j)])
         start = tuple(jj * d for jj, d in zip(j, p["dilation"]))
         at = (slice(None),) + _spatial_slices(start, p["stride"], x.shape[2:])
         buf[at] += products
-    crop_at = (slice(None),) * 3 + tuple(slice(lo, f - hi) for f, (lo, hi) in zip(full, p["padding"]))
-    y = buf[crop_at].reshape(out_shape)
+    y = buf[(slice(None),) * 3 + crop].reshape(out_shape)
     if b is not None:
         y = y + b.astype(dtype).reshape((1, -1) + (1,) * (y.ndim - 2))
     return np.ascontiguousarray(y, dtype=x.dtype)
@@ -306,19 +315,13 @@ def scatter_conv_transpose_backward(x: Array, w: Array, dy: Array, **p: Any) -> 
     """Read dy back through the same scatter: dy embedded in the uncropped buffer, gathered per kernel offset."""
     out_shape = spec.conv_transpose_output_shape(x, w, None, **p)
     spec.check_dy(dy, out_shape, x.dtype)
-    dtype = _compute(x.dtype)
-    groups, (n, c_in) = p["groups"], x.shape[:2]
-    cg, og = c_in // groups, w.shape[1]
-    full, _ = _scatter_frame(x, w, p)
-    buf = np.zeros((n, groups, og, *full), dtype=dtype)
-    buf[(slice(None),) * 3 + tuple(slice(lo, f - hi) for f, (lo, hi) in zip(full, p["padding"]))] = (
-        dy.astype(dtype).reshape(n, groups, og, *out_shape[2:]))
-    xg = x.astype(dtype).reshape(n, groups, cg, *x.shape[2:])
-    wg = w.astype(dtype).reshape(groups, cg, og, *w.shape[2:])
+    dtype, buf, crop, xg, wg = _scatter_setup(x, w, p)
+    n, groups, og, cg = x.shape[0], p["groups"], w.shape[1], xg.shape[2]
+    buf[(slice(None),) * 3 + crop] = dy.astype(dtype).reshape(n, groups, og, *out_shape[2:])
     # Where each input lands in the buffer at a kernel offset, whether that is inside the crop: an input whose
     # offset lands outside meets no dy there, so it adds nothing to dw, a NaN included (CONVT-C15).
-    inside = np.zeros(full, dtype=bool)
-    inside[tuple(slice(lo, f - hi) for f, (lo, hi) in zip(full, p["padding"]))] = True
+    inside = np.zeros(buf.shape[3:], dtype=bool)
+    inside[crop] = True
     dx = np.zeros(xg.shape, dtype=dtype)
     dw = np.zeros(wg.shape, dtype=dtype)
     for j in reversed(list(np.ndindex(*w.shape[2:]))):
