@@ -57,7 +57,7 @@ def _grid(x: Array, w: Array, out_shape: tuple[int, ...], stride: tuple[int, ...
     )
 
 
-def _im2col(x: Array, grid: WindowGrid, groups: int, dtype: np.dtype[Any], *, batch_major: bool) -> NDArray[Any]:
+def im2col(x: Array, grid: WindowGrid, groups: int, dtype: np.dtype[Any], *, batch_major: bool) -> NDArray[Any]:
     """The input element each (kernel offset, output position) reads, laid out for a matmul.
 
     ``batch_major``: (N, G, Cg * K, P), ``cols[n, g, (c, j...), p...]``, one product per
@@ -75,7 +75,7 @@ def _im2col(x: Array, grid: WindowGrid, groups: int, dtype: np.dtype[Any], *, ba
     return np.ascontiguousarray(view.transpose(1, 2, *tap_axes, 0, *out_axes)).reshape(groups, cg * taps, n * positions)
 
 
-def _col2im(dcols: NDArray[Any], grid: WindowGrid, x_shape: tuple[int, ...], groups: int) -> NDArray[Any]:
+def col2im(dcols: NDArray[Any], grid: WindowGrid, x_shape: tuple[int, ...], groups: int) -> NDArray[Any]:
     """dx: each (N, G, Cg * K, P) column gradient added to the input element its window read there."""
     n, c = x_shape[:2]
     if tiles_input(grid):
@@ -113,9 +113,9 @@ def conv_forward(
     y = np.empty(out_shape, dtype=dtype)
     yg = y.reshape(n, groups, og, positions)
     if positions >= BATCH_MAJOR_MIN_POSITIONS:
-        np.matmul(wg, _im2col(x, grid, groups, dtype, batch_major=True), out=yg)
+        np.matmul(wg, im2col(x, grid, groups, dtype, batch_major=True), out=yg)
     else:
-        products = np.matmul(wg, _im2col(x, grid, groups, dtype, batch_major=False))  # (G, Og, N * P)
+        products = np.matmul(wg, im2col(x, grid, groups, dtype, batch_major=False))  # (G, Og, N * P)
         yg[...] = products.reshape(groups, og, n, positions).transpose(2, 0, 1, 3)
     if b is not None:
         y += b.astype(dtype, copy=False).reshape((c_out,) + (1,) * (len(out_shape) - 2))
@@ -137,7 +137,7 @@ def conv_backward(
     dyc = dy.astype(dtype, copy=False)
     # dY group-major over the batch, (G, Og, N * P): one product per group for dW, and db.
     dyg = np.ascontiguousarray(dyc.reshape(n, groups, og, positions).transpose(1, 2, 0, 3)).reshape(groups, og, n * positions)
-    cols = _im2col(x, grid, groups, dtype, batch_major=False)  # (G, Cg * K, N * P)
+    cols = im2col(x, grid, groups, dtype, batch_major=False)  # (G, Cg * K, N * P)
     dw = np.matmul(dyg, cols.transpose(0, 2, 1)).reshape(w.shape)
     del cols
     db = dyg.sum(axis=2).reshape(c_out)
@@ -149,7 +149,7 @@ def conv_backward(
     else:
         dcols = np.matmul(wt, dyg).reshape(groups, wt.shape[1], n, positions).transpose(2, 0, 1, 3)
     return (
-        np.ascontiguousarray(_col2im(dcols, grid, x.shape, groups), dtype=x.dtype),
+        np.ascontiguousarray(col2im(dcols, grid, x.shape, groups), dtype=x.dtype),
         np.ascontiguousarray(dw, dtype=x.dtype),
         np.ascontiguousarray(db, dtype=x.dtype),
     )

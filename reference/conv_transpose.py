@@ -28,7 +28,7 @@ import numpy as np
 
 import spec
 from reference.blas import with_blas_threads
-from reference.conv import BATCH_MAJOR_MIN_POSITIONS, _col2im, _im2col, compute_dtype
+from reference.conv import BATCH_MAJOR_MIN_POSITIONS, col2im, compute_dtype, im2col
 from reference.windows import WindowGrid, window_grid
 from spec import Array, Padding
 from spec.transposed import conv_transpose_output_shape
@@ -61,7 +61,7 @@ def conv_transpose_forward(
     # cols[n, g, (o_c, j), i] = sum_c w[g*C_g + c, o_c, j] * x[n, g*C_g + c, i]
     wt = w.astype(dtype, copy=False).reshape(groups, cg, og * taps).transpose(0, 2, 1)  # (G, O_g * K, C_g)
     cols = np.matmul(wt, x.astype(dtype, copy=False).reshape(n, groups, cg, positions))  # (N, G, O_g * K, P)
-    y = _col2im(cols, grid, out_shape, groups)
+    y = col2im(cols, grid, out_shape, groups)
     if b is not None:
         y += b.astype(dtype, copy=False).reshape((c_out,) + (1,) * (len(out_shape) - 2))
     return np.ascontiguousarray(y, dtype=x.dtype)
@@ -86,7 +86,7 @@ def conv_transpose_backward(
     xg = x.astype(dtype, copy=False).reshape(n, groups, cg, positions)
     dyc = dy.astype(dtype, copy=False)
     if positions >= BATCH_MAJOR_MIN_POSITIONS:
-        cols = _im2col(dyc, grid, groups, dtype, batch_major=True)  # (N, G, O_g * K, P)
+        cols = im2col(dyc, grid, groups, dtype, batch_major=True)  # (N, G, O_g * K, P)
         dx = np.matmul(wg, cols)  # (N, G, C_g, P)
         # dw = sum_n x[n] . cols[n]^T: a product per sample, each large enough (one product over the
         # batch would first copy x and cols into batch-minor layouts; measured 1.5-2x slower here).
@@ -94,7 +94,7 @@ def conv_transpose_backward(
         for sample in range(n):
             dw += np.matmul(xg[sample], cols[sample].transpose(0, 2, 1))
     else:  # few positions per sample: one product per group over the whole batch, as conv_backward
-        cols = _im2col(dyc, grid, groups, dtype, batch_major=False)  # (G, O_g * K, N * P)
+        cols = im2col(dyc, grid, groups, dtype, batch_major=False)  # (G, O_g * K, N * P)
         dx = np.matmul(wg, cols).reshape(groups, cg, n, positions).transpose(2, 0, 1, 3)
         xb = np.ascontiguousarray(xg.transpose(1, 2, 0, 3)).reshape(groups, cg, n * positions)
         dw = np.matmul(xb, cols.transpose(0, 2, 1))

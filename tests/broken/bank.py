@@ -18,7 +18,7 @@ import numpy as np
 
 import reference
 import spec
-from reference.conv import _im2col
+from reference.conv import im2col
 from reference.pool import _pool_grid
 from reference.windows import pad, window_counts, window_grid
 from spec import Array, Capabilities, OpName, Padding
@@ -84,7 +84,7 @@ def _conv_backward_variant(
     # Bug 1: the weight gradient correlates x with dy at unit dilation.
     grid_w = window_grid(x.shape[2:], kernel_size=w.shape[2:], stride=stride, padding=padding,
                          dilation=(1,) * len(out), out_spatial=out) if dw_unit_dilation else grid
-    cols = _im2col(x, grid_w, groups, x.dtype, batch_major=False)  # (G, Cg * K, N * P)
+    cols = im2col(x, grid_w, groups, x.dtype, batch_major=False)  # (G, Cg * K, N * P)
     taps = cg * math.prod(w.shape[2:])
     dw = (dyg @ cols.reshape(groups, taps, n * positions).transpose(0, 2, 1)).reshape(w.shape)
     wg = w.reshape(groups, og, taps)
@@ -326,7 +326,7 @@ def conv_forward_skip_zero_weights(x: Array, w: Array, b: Array | None, **p: Any
     groups = p["groups"]
     n, c_out = out_shape[:2]
     og, positions = c_out // groups, math.prod(out_shape[2:])
-    cols = _im2col(x, grid, groups, x.dtype, batch_major=False)  # (G, Cg * K, N * P)
+    cols = im2col(x, grid, groups, x.dtype, batch_major=False)  # (G, Cg * K, N * P)
     wg = w.reshape(groups, og, -1, 1)
     with np.errstate(invalid="ignore"):
         products = np.where(wg == 0, 0, wg * cols[:, None])  # (G, Og, Cg * K, N * P)
